@@ -1,0 +1,32 @@
+# Every target creates its own virtualenv (.venv) on first use: a fresh clone needs only Python 3.11
+# and the machine's PostgreSQL and MariaDB.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck contracts unit clean
+
+$(BIN)/.installed: pyproject.toml
+	scripts/bootstrap.sh $(VENV)
+	touch $@
+
+## demo: the main job — run the example migrations to head on a throw-away SQLite database.
+demo: $(BIN)/.installed
+	scripts/demo.sh
+
+## test: everything CI runs (lint, types, import contracts, the whole pytest suite).
+test: $(BIN)/.installed
+	scripts/test.sh
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+contracts: $(BIN)/.installed
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache build *.egg-info
