@@ -7,6 +7,7 @@ password) are required; when one is down the fixture fails with the reason (neve
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import psycopg2
 import pymysql
+import pytest
 
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 MARIADB_ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
@@ -35,8 +37,6 @@ class Database:
             return conn
         if self.backend == "mariadb":
             return pymysql.connect(**MARIADB_ADMIN, database=self.name, autocommit=True)
-        import sqlite3
-
         return sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None)
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
@@ -65,8 +65,6 @@ class Database:
 
 
 def _fail(reason: str) -> None:
-    import pytest
-
     pytest.fail(reason, pytrace=False)
 
 

@@ -1,0 +1,52 @@
+"""The ``alembic-operator`` command: dispatches subcommands, importing each one only when used.
+
+``migrate`` loads the runner (Alembic, SQLAlchemy); the operator's subcommands never do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SUBCOMMANDS = {
+    "migrate": "run Alembic to a target revision (the Job's payload) and print one JSON result",
+    "write-runner": "write the self-contained embedded runner file (the Job's init container)",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        _usage(sys.stdout)
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "migrate":
+        # Imported by name so the operator's import graph never contains Alembic.
+        runner = importlib.import_module("alembic_operator.runner.main")
+        return int(runner.main(rest))
+    if command == "write-runner":
+        return _write_runner(rest)
+    print(f"alembic-operator: unknown command {command!r}", file=sys.stderr)
+    _usage(sys.stderr)
+    return 2
+
+
+def _write_runner(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="alembic-operator write-runner", description=SUBCOMMANDS["write-runner"]
+    )
+    parser.add_argument("path", type=Path, help="file or directory to write runner.py into")
+    args = parser.parse_args(list(argv))
+    from alembic_operator.bundling import write_runner
+
+    print(write_runner(args.path))
+    return 0
+
+
+def _usage(stream: object) -> None:
+    lines = ["usage: alembic-operator COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<14} {text}" for name, text in SUBCOMMANDS.items()]
+    print("\n".join(lines), file=stream)  # type: ignore[call-overload]

@@ -1,0 +1,1 @@
+"""The pure core: decisions as functions of their inputs. No I/O, no clock, no libraries."""

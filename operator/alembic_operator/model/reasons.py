@@ -1,0 +1,85 @@
+"""The one enum of reasons, and the runner's exit codes.
+
+Every condition reason, Event reason, status message and ``failures_total{reason}`` label comes
+from :class:`Reason`. The exit codes are the contract between the runner and the Job's
+``podFailurePolicy``: permanent failures fail the Job at once, retryable ones count against
+``backoffLimit``. Embedded into the single-file runner: standard library only.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Reason(str, enum.Enum):
+    """Why a migration is where it is (kstatus condition reasons, Event reasons, metric labels)."""
+
+    # Progress and success.
+    PENDING = "Pending"
+    JOB_RUNNING = "JobRunning"
+    APPLIED = "Applied"
+    UP_TO_DATE = "UpToDate"
+    PLANNED = "Planned"
+    APPROVAL_PENDING = "ApprovalPending"
+    # Permanent failures: retried only on a spec change or the retry annotation.
+    MIGRATION_FAILED = "MigrationFailed"
+    SCHEMA_AHEAD = "SchemaAhead"
+    MULTIPLE_HEADS = "MultipleHeads"
+    REVISION_NOT_FOUND = "RevisionNotFound"
+    DOWNGRADE_REFUSED = "DowngradeRefused"
+    INVALID_CONFIGURATION = "InvalidConfiguration"
+    STATEMENT_TIMEOUT = "StatementTimeout"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    JOB_DELETED = "JobDeleted"
+    # Retryable failures.
+    DATABASE_UNREACHABLE = "DatabaseUnreachable"
+    LOCK_TIMEOUT = "LockTimeout"
+    SECRET_NOT_FOUND = "SecretNotFound"
+
+
+class ExitCode(enum.IntEnum):
+    """The runner's exit codes (documented in docs/runner.md)."""
+
+    OK = 0
+    MIGRATION_FAILED = 10
+    SCHEMA_AHEAD = 11
+    MULTIPLE_HEADS = 12
+    REVISION_NOT_FOUND = 13
+    DOWNGRADE_REFUSED = 14
+    INVALID_CONFIGURATION = 15
+    STATEMENT_TIMEOUT = 16
+    DATABASE_UNREACHABLE = 20
+    LOCK_TIMEOUT = 21
+
+
+SUCCESS_REASONS = frozenset({Reason.APPLIED, Reason.UP_TO_DATE, Reason.PLANNED})
+
+_EXIT_CODES = {
+    Reason.APPLIED: ExitCode.OK,
+    Reason.UP_TO_DATE: ExitCode.OK,
+    Reason.PLANNED: ExitCode.OK,
+    Reason.MIGRATION_FAILED: ExitCode.MIGRATION_FAILED,
+    Reason.SCHEMA_AHEAD: ExitCode.SCHEMA_AHEAD,
+    Reason.MULTIPLE_HEADS: ExitCode.MULTIPLE_HEADS,
+    Reason.REVISION_NOT_FOUND: ExitCode.REVISION_NOT_FOUND,
+    Reason.DOWNGRADE_REFUSED: ExitCode.DOWNGRADE_REFUSED,
+    Reason.INVALID_CONFIGURATION: ExitCode.INVALID_CONFIGURATION,
+    Reason.STATEMENT_TIMEOUT: ExitCode.STATEMENT_TIMEOUT,
+    Reason.DATABASE_UNREACHABLE: ExitCode.DATABASE_UNREACHABLE,
+    Reason.LOCK_TIMEOUT: ExitCode.LOCK_TIMEOUT,
+}
+
+PERMANENT_EXIT_CODES = tuple(sorted(int(c) for c in ExitCode if 10 <= c < 20))
+RETRYABLE_EXIT_CODES = tuple(sorted(int(c) for c in ExitCode if c >= 20))
+
+
+def exit_code_for(reason: Reason) -> ExitCode:
+    """The runner's exit code for an outcome; reasons the runner never reports are errors."""
+    try:
+        return _EXIT_CODES[reason]
+    except KeyError:
+        raise ValueError(f"the runner does not report {reason.value}") from None
+
+
+def is_retryable_exit_code(code: int) -> bool:
+    return code in RETRYABLE_EXIT_CODES

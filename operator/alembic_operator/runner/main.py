@@ -1,0 +1,314 @@
+"""The runner's entry point: classify, lock, migrate, verify, and report one JSON result.
+
+Every byte the runner writes passes the redactor (stdout and stderr are wrapped before anything
+else runs). The result goes to stdout (last line) and to the termination-message file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import TextIO
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from alembic_operator.core.revisions import (
+    DOWNGRADE,
+    Assessment,
+    RevisionGraph,
+    Target,
+    assess,
+    is_at_target,
+    progress,
+)
+from alembic_operator.model.reasons import Reason
+from alembic_operator.model.results import PlanSummary, RunnerResult, encode_result
+from alembic_operator.redaction import Redactor
+from alembic_operator.runner.database import (
+    DatabaseLock,
+    RunnerFailure,
+    classify_error,
+    configure_session_environment,
+    create_engine,
+    describe,
+    log,
+    with_available_driver,
+)
+from alembic_operator.runner.scripts import (
+    current_revisions,
+    downgrade,
+    load_config,
+    load_scripts,
+    offline_sql,
+    resolve_target,
+    revision_graph,
+    upgrade,
+)
+from alembic_operator.runner.settings import RunnerSettings, SettingsError, parse_settings
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that redacts everything written through it."""
+
+    def __init__(self, inner: TextIO, redactor: Redactor) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    def write(self, text: str) -> int:
+        self._inner.write(self._redactor.redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        return self._inner.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._inner, "encoding", "utf-8")
+
+
+@contextlib.contextmanager
+def redacted_output(redactor: Redactor) -> Iterator[None]:
+    """Wrap stdout/stderr and route logging through them for the duration of a run."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout = RedactingStream(saved[0], redactor)
+    sys.stderr = RedactingStream(saved[1], redactor)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = saved
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run once and return the exit code (documented in docs/runner.md)."""
+    started = time.monotonic()
+    env = os.environ if env is None else env
+    redactor = Redactor.for_url(env.get("DATABASE_URL"))
+    with redacted_output(redactor):
+        settings: RunnerSettings | None = None
+        try:
+            settings = parse_settings(sys.argv[1:] if argv is None else argv, env)
+            result = run(settings)
+        except SettingsError as exc:
+            result = RunnerResult(Reason.INVALID_CONFIGURATION, message=str(exc))
+        except Exception as exc:  # a bug of ours must still produce a result
+            log.exception("the runner failed unexpectedly")
+            result = RunnerResult(Reason.MIGRATION_FAILED, message=f"runner error: {describe(exc)}")
+        result = replace(
+            result,
+            message=redactor.redact(result.message),
+            duration_seconds=time.monotonic() - started,
+        )
+        report(result, settings=settings, redactor=redactor)
+    return int(result.exit_code)
+
+
+def run(settings: RunnerSettings) -> RunnerResult:
+    settings = replace(settings, database_url=with_available_driver(settings.database_url))
+    if settings.workdir:
+        try:
+            os.chdir(settings.workdir)
+        except OSError as exc:
+            return RunnerResult(
+                Reason.INVALID_CONFIGURATION,
+                message=f"cannot enter the working directory {settings.workdir!r}: {exc}",
+            )
+    configure_session_environment(
+        settings.database_url,
+        connect_timeout=settings.connect_timeout_seconds,
+        lock_timeout=settings.pg_lock_timeout,
+        statement_timeout=settings.pg_statement_timeout,
+    )
+    engine = create_engine(settings.database_url, connect_timeout=settings.connect_timeout_seconds)
+    lock = DatabaseLock(
+        engine, name=settings.lock_name, timeout_seconds=settings.lock_timeout_seconds
+    )
+    try:
+        return _run_locked(settings, lock)
+    except RunnerFailure as failure:
+        return RunnerResult(
+            failure.reason,
+            mode=settings.mode,
+            target_revision=settings.revision,
+            message=failure.message,
+        )
+    finally:
+        lock.release()
+        engine.dispose()
+
+
+def _run_locked(settings: RunnerSettings, lock: DatabaseLock) -> RunnerResult:
+    buffer = io.StringIO() if settings.mode == "plan" else None
+    cfg = load_config(
+        config_path=settings.config,
+        section=settings.section,
+        url=settings.database_url,
+        x_args=settings.x_args,
+        output_buffer=buffer,
+    )
+    scripts = load_scripts(cfg)
+    try:
+        graph = revision_graph(scripts)
+    except Exception as exc:
+        raise RunnerFailure(
+            Reason.MIGRATION_FAILED, f"cannot load the migration scripts: {describe(exc)}"
+        ) from None
+    target = resolve_target(scripts, settings.revision)
+    if settings.lock == "advisory":
+        lock.acquire()
+    current = _read_current(cfg, scripts)
+    assessment = assess(
+        graph, current=current, target=target, allow_downgrade=settings.allow_downgrade
+    )
+    base = RunnerResult(
+        assessment.reason,
+        mode=settings.mode,
+        target_revision=settings.revision,
+        from_revisions=current,
+        to_revisions=current,
+        direction=assessment.direction,
+        message=assessment.message,
+    )
+    log.info("database at %s; %s", ", ".join(current) or "base", assessment.message)
+    if assessment.is_refusal:
+        return base
+    if settings.mode == "plan":
+        return _plan(settings, cfg=cfg, assessment=assessment, current=current, base=base)
+    if assessment.reason is Reason.UP_TO_DATE:
+        return base
+    return _apply(
+        cfg=cfg, scripts=scripts, graph=graph, assessment=assessment, target=target, base=base
+    )
+
+
+def _read_current(cfg: Config, scripts: ScriptDirectory) -> tuple[str, ...]:
+    try:
+        return current_revisions(cfg, scripts)
+    except RunnerFailure:
+        raise
+    except Exception as exc:
+        reason = classify_error(exc, connecting=True)
+        if reason is Reason.MIGRATION_FAILED:
+            reason = Reason.INVALID_CONFIGURATION
+        raise RunnerFailure(
+            reason, f"cannot read the database's current revision: {describe(exc)}"
+        ) from None
+
+
+def _plan(
+    settings: RunnerSettings,
+    *,
+    cfg: Config,
+    assessment: Assessment,
+    current: tuple[str, ...],
+    base: RunnerResult,
+) -> RunnerResult:
+    revisions = assessment.to_undo if assessment.direction == DOWNGRADE else assessment.to_apply
+    sql = ""
+    if revisions:
+        sql = offline_sql(
+            cfg,
+            direction=assessment.direction,
+            current=current,
+            target=settings.revision,
+        )
+    _write_sql(sql, settings.sql_file)
+    summary = PlanSummary(
+        direction=assessment.direction,
+        revisions=revisions,
+        destructive=assessment.direction == DOWNGRADE,
+        sql_sha256=hashlib.sha256(sql.encode("utf-8")).hexdigest(),
+        sql_bytes=len(sql.encode("utf-8")),
+    )
+    return replace(base, reason=Reason.PLANNED, plan=summary, message=f"plan: {assessment.message}")
+
+
+def _write_sql(sql: str, path: str | None) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(sql)
+    else:
+        sys.stdout.write(sql)
+        if sql and not sql.endswith("\n"):
+            sys.stdout.write("\n")
+
+
+def _apply(
+    *,
+    cfg: Config,
+    scripts: ScriptDirectory,
+    graph: RevisionGraph,
+    assessment: Assessment,
+    target: Target,
+    base: RunnerResult,
+) -> RunnerResult:
+    run_command = downgrade if assessment.direction == DOWNGRADE else upgrade
+    error: Exception | None = None
+    try:
+        run_command(cfg, target.spec)
+    except Exception as exc:
+        error = exc
+        log.error("migration failed: %s", describe(exc))
+    after = _read_current(cfg, scripts)
+    done, first_missing = progress(assessment, graph, after=after)
+    result = replace(base, to_revisions=after, applied_revisions=done)
+    if error is not None:
+        where = f"revision {first_missing} failed" if first_missing else "the migration failed"
+        return replace(
+            result,
+            reason=classify_error(error, connecting=False),
+            failed_revision=first_missing,
+            message=f"{where}; database left at {', '.join(after) or 'base'}: {describe(error)}",
+        )
+    if not is_at_target(assessment, graph, after=after, target=target):
+        return replace(
+            result,
+            reason=Reason.MIGRATION_FAILED,
+            failed_revision=first_missing,
+            message=(
+                f"Alembic finished but the database is at {', '.join(after) or 'base'}, "
+                f"not at the target {target.spec}"
+            ),
+        )
+    return replace(result, message=f"{assessment.message}: {len(done)} revision(s)")
+
+
+def report(result: RunnerResult, *, settings: RunnerSettings | None, redactor: Redactor) -> None:
+    """Write the result to stdout (last line) and to the termination-message file."""
+    text = redactor.redact(encode_result(result))
+    log.info(
+        "%s: %s (%s) in %.2fs",
+        "succeeded" if result.succeeded else "failed",
+        result.reason.value,
+        result.message,
+        result.duration_seconds,
+    )
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    path = settings.termination_message_path if settings else "/dev/termination-log"
+    explicit = settings.termination_message_path_explicit if settings else False
+    # Kubernetes creates the file in a pod; on a workstation the default path is left alone.
+    if explicit or os.path.exists(path):
+        try:
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            log.warning("cannot write the termination message to %s: %s", path, exc)

@@ -1,0 +1,144 @@
+"""The runner's Alembic adapter: config, the revision graph, current revisions, upgrade/downgrade.
+
+Uses Alembic's Python command API only (never its CLI output) and works with Alembic 1.7+.
+Classification lives in :mod:`alembic_operator.core.revisions`; this module only translates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+from collections.abc import Sequence
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from alembic_operator.core.revisions import RevisionGraph, Target
+from alembic_operator.model.reasons import Reason
+from alembic_operator.runner.database import RunnerFailure
+
+
+def load_config(
+    *,
+    config_path: str,
+    section: str,
+    url: str,
+    x_args: Sequence[tuple[str, str]],
+    output_buffer: io.StringIO | None = None,
+) -> Config:
+    """An Alembic Config for ``config_path`` with the URL set (``%`` escaped for configparser)."""
+    if not os.path.isfile(config_path):
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION,
+            f"Alembic config {config_path!r} not found in {os.getcwd()!r}",
+        )
+    cmd_opts = argparse.Namespace(x=[f"{k}={v}" for k, v in x_args])
+    cfg = Config(config_path, ini_section=section, output_buffer=output_buffer, cmd_opts=cmd_opts)
+    if not cfg.file_config.has_section(section):
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION, f"section [{section}] not found in {config_path!r}"
+        )
+    cfg.set_section_option(section, "sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def load_scripts(cfg: Config) -> ScriptDirectory:
+    try:
+        return ScriptDirectory.from_config(cfg)
+    except CommandError as exc:
+        raise RunnerFailure(Reason.INVALID_CONFIGURATION, str(exc)) from None
+
+
+def revision_graph(scripts: ScriptDirectory) -> RevisionGraph:
+    """The script directory as a plain graph of down revisions.
+
+    ``depends_on`` links are left out on purpose: the version table records only the heads of
+    the down-revision graph, and dependencies change the order Alembic applies, not ancestry.
+    """
+    parents: dict[str, tuple[str, ...]] = {}
+    newest_first = list(scripts.walk_revisions())
+    for script in newest_first:
+        down = script.down_revision
+        if down is None:
+            downs: tuple[str, ...] = ()
+        elif isinstance(down, str):
+            downs = (down,)
+        else:
+            downs = tuple(down)
+        parents[script.revision] = downs
+    order = tuple(s.revision for s in reversed(newest_first))
+    return RevisionGraph(parents=parents, order=order, heads=tuple(scripts.get_heads()))
+
+
+def resolve_target(scripts: ScriptDirectory, spec: str) -> Target:
+    """Resolve ``spec`` to revision ids, or say why not (MultipleHeads, RevisionNotFound)."""
+    heads = tuple(scripts.get_heads())
+    if spec == "head" and len(heads) > 1:
+        return Target(
+            spec,
+            problem=Reason.MULTIPLE_HEADS,
+            detail=(
+                f"the migrations have {len(heads)} heads ({', '.join(sorted(heads))}); target "
+                "'heads', a 'branch@head' or a merge revision instead of 'head'"
+            ),
+        )
+    if spec == "base":
+        return Target(spec, revisions=())
+    try:
+        found = scripts.get_revisions(spec)
+    except CommandError as exc:  # alembic.util.CommandError covers ResolutionError too
+        return Target(
+            spec,
+            problem=Reason.REVISION_NOT_FOUND,
+            detail=f"target revision {spec!r} not found: {exc}",
+        )
+    revisions = tuple(r.revision for r in found if r is not None)
+    if not revisions:
+        return Target(
+            spec, problem=Reason.REVISION_NOT_FOUND, detail=f"target revision {spec!r} not found"
+        )
+    return Target(spec, revisions=revisions)
+
+
+def current_revisions(cfg: Config, scripts: ScriptDirectory) -> tuple[str, ...]:
+    """The database's current revisions, read through the application's own env.py."""
+    heads: list[str] = []
+
+    def read(rev: object, context: object) -> list[object]:
+        heads.extend(context.get_current_heads())  # type: ignore[attr-defined]
+        return []
+
+    with EnvironmentContext(cfg, scripts, fn=read, dont_mutate=True):
+        scripts.run_env()
+    return tuple(sorted(heads))
+
+
+def upgrade(cfg: Config, target: str) -> None:
+    command.upgrade(cfg, target)
+
+
+def downgrade(cfg: Config, target: str) -> None:
+    command.downgrade(cfg, target)
+
+
+def offline_sql(cfg: Config, *, direction: str, current: tuple[str, ...], target: str) -> str:
+    """The SQL Alembic would run (offline mode), rendered into the config's output buffer."""
+    buffer = cfg.output_buffer
+    if not isinstance(buffer, io.StringIO):  # pragma: no cover - load_config sets it
+        raise TypeError("offline SQL needs a Config with an output buffer")
+    if len(current) > 1:
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION,
+            "offline SQL cannot start from several current revisions "
+            f"({', '.join(current)}); plan each branch separately",
+        )
+    start = current[0] if current else "base"
+    if direction == "downgrade":
+        command.downgrade(cfg, f"{start}:{target}", sql=True)
+    else:
+        command.upgrade(cfg, target if not current else f"{start}:{target}", sql=True)
+    return buffer.getvalue()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, format, types, import contracts, then pytest against the machine's
+# real PostgreSQL and MariaDB (started here when they are down). Run it as `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+
+scripts/services.sh
+
+echo "== ruff"; "$bin/ruff" check . && "$bin/ruff" format --check .
+echo "== mypy --strict"; "$bin/mypy"
+echo "== import contracts"; "$bin/lint-imports"
+echo "== pytest"
+# -p no:cacheprovider: CI runs on a clean clone and must not depend on a previous run's cache.
+exec "$bin/python" -m pytest -p no:cacheprovider "$@"

@@ -1,0 +1,117 @@
+"""The embedded runner: one self-contained file, equivalent to the package, on old Alembic too."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alembic_operator.bundling import EMBEDDED_MODULES, build_runner_source
+from tests.conftest import REPO
+from tests.databases import Database
+from tests.runner.harness import ALL_REVISIONS, HEAD, copy_project, revision_source, run_runner
+
+# The oldest versions the runner supports (DESIGN section 4).
+OLD_STACK = ("sqlalchemy==1.4.54", "alembic==1.7.7", "psycopg2-binary==2.9.10", "pymysql==1.1.1")
+OLD_VENV = REPO / ".venv-compat-sa14"
+
+
+def _imported_modules(source: str) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_bundle_imports_only_the_standard_library_alembic_and_sqlalchemy() -> None:
+    imported = _imported_modules(build_runner_source())
+    third_party = {m for m in imported if m not in sys.stdlib_module_names}
+    assert third_party == {"alembic", "sqlalchemy"}
+    assert "alembic_operator" not in imported
+
+
+def test_bundle_contains_every_embedded_module() -> None:
+    source = build_runner_source()
+    for module in EMBEDDED_MODULES:
+        assert f"# ---- {module} " in source
+    compile(source, "runner.py", "exec")
+
+
+def test_bundle_runs_like_the_package(database: Database, tmp_path: Path) -> None:
+    run = run_runner(database.url, tmp_path=tmp_path, embedded_python=sys.executable)
+    assert run.exit_code == 0, run.stderr
+    assert len(run.result["appliedRevisions"]) == ALL_REVISIONS
+    assert database.versions() == {HEAD}
+
+
+@pytest.fixture(scope="session")
+def old_python() -> str:
+    """A virtualenv with SQLAlchemy 1.4 and Alembic 1.7 (built once, then reused)."""
+    python = OLD_VENV / "bin" / "python"
+    marker = OLD_VENV / ("installed-" + "-".join(OLD_STACK).replace("=", "_"))
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(OLD_VENV)], check=True)
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *OLD_STACK],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if install.returncode:
+            pytest.fail(f"cannot build the old-version virtualenv:\n{install.stderr}")
+        marker.touch()
+    return str(python)
+
+
+@pytest.mark.slow
+def test_old_alembic_and_sqlalchemy(old_python: str, database: Database, tmp_path: Path) -> None:
+    versions = subprocess.run(
+        [
+            old_python,
+            "-c",
+            "import alembic, sqlalchemy; print(alembic.__version__, sqlalchemy.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert versions == ["1.7.7", "1.4.54"]
+    run = run_runner(database.url, tmp_path=tmp_path, embedded_python=old_python)
+    assert run.exit_code == 0, run.stderr
+    assert database.versions() == {HEAD}
+    again = run_runner(database.url, tmp_path=tmp_path, embedded_python=old_python)
+    assert again.result["reason"] == "UpToDate"
+    down = run_runner(
+        database.url, "--revision", "0004_seed_data", tmp_path=tmp_path, embedded_python=old_python
+    )
+    assert (down.exit_code, down.result["reason"]) == (14, "DowngradeRefused")
+    plan = run_runner(
+        database.url,
+        "--plan",
+        "--revision",
+        "0004_seed_data",
+        "--allow-downgrade",
+        tmp_path=tmp_path,
+        embedded_python=old_python,
+    )
+    assert plan.result["plan"]["destructive"] is True
+    assert database.versions() == {HEAD}
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql
+def test_old_stack_reports_failures(old_python: str, pg_database: Database, tmp_path: Path) -> None:
+    broken = revision_source("0010_broken", HEAD, "    op.execute('SELECT * FROM nope')")
+    project = copy_project(tmp_path, extra={"0010_broken.py": broken})
+    run = run_runner(
+        pg_database.url, tmp_path=tmp_path, project=project, embedded_python=old_python
+    )
+    assert (run.exit_code, run.result["reason"]) == (10, "MigrationFailed")
+    assert run.result["failedRevision"] == "0010_broken"
+    assert pg_database.versions() == {HEAD}
