@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SUBCOMMANDS = {
+    "run": "run the operator (kopf) against the current cluster (in-cluster or $KUBECONFIG)",
     "migrate": "run Alembic to a target revision (the Job's payload) and print one JSON result",
     "write-runner": "write the self-contained embedded runner file (the Job's init container)",
 }
@@ -29,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(runner.main(rest))
     if command == "write-runner":
         return _write_runner(rest)
+    if command == "run":
+        return _run(rest)
     print(f"alembic-operator: unknown command {command!r}", file=sys.stderr)
     _usage(sys.stderr)
     return 2
@@ -43,6 +46,49 @@ def _write_runner(argv: Sequence[str]) -> int:
     from alembic_operator.bundling import write_runner
 
     print(write_runner(args.path))
+    return 0
+
+
+def _run(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="alembic-operator run", description=SUBCOMMANDS["run"])
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable; kopf globs allowed)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the default when no --namespace is given)",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: do not coordinate with other operator instances",
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="kopf's liveness endpoint, e.g. http://0.0.0.0:8081/healthz",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(list(argv))
+    import kopf
+
+    import alembic_operator.controller.handlers  # noqa: F401 - registers the handlers
+
+    kopf.configure(verbose=args.verbose)
+    kopf.run(
+        standalone=args.standalone,
+        namespaces=args.namespace,
+        clusterwide=not args.namespace,
+        liveness_endpoint=args.liveness,
+    )
     return 0
 
 

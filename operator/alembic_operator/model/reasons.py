@@ -21,6 +21,7 @@ class Reason(str, enum.Enum):
     UP_TO_DATE = "UpToDate"
     PLANNED = "Planned"
     APPROVAL_PENDING = "ApprovalPending"
+    SUSPENDED = "Suspended"
     # Permanent failures: retried only on a spec change or the retry annotation.
     MIGRATION_FAILED = "MigrationFailed"
     SCHEMA_AHEAD = "SchemaAhead"
@@ -31,6 +32,7 @@ class Reason(str, enum.Enum):
     STATEMENT_TIMEOUT = "StatementTimeout"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     JOB_DELETED = "JobDeleted"
+    JOB_CONFLICT = "JobConflict"
     # Retryable failures.
     DATABASE_UNREACHABLE = "DatabaseUnreachable"
     LOCK_TIMEOUT = "LockTimeout"

@@ -1,0 +1,84 @@
+"""kopf wiring: settings, login, and watch events that trigger the reconciler. Thin by design.
+
+Only ``on.event`` handlers: they need no finalizer (deleting a DatabaseMigration never hangs
+when the operator is gone) and no kopf state in annotations (no extra API writes). The
+reconciler owns retries and requeues. Settings are documented in docs/operator.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from alembic_operator import __version__
+from alembic_operator.controller.kubeapi import PLURAL, KubeApi, credentials, load_client
+from alembic_operator.controller.reconcilers import Reconciler
+from alembic_operator.core.jobs import LABEL_MIGRATION_UID
+from alembic_operator.model.spec import GROUP, VERSION
+
+RUNNER_IMAGE_ENV = "ALEMBIC_OPERATOR_RUNNER_IMAGE"
+DEFAULT_RUNNER_IMAGE = f"ghcr.io/alembic-operator/alembic-operator:{__version__}"
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """The deliberate kopf settings (docs/operator.md, "kopf settings")."""
+    # Events are posted by the operator itself (redacted, only after the status they report);
+    # kopf would otherwise turn its own log lines into Events.
+    settings.posting.enabled = False
+    # Watches: reconnect well before proxies cut idle streams; a dropped one resumes quickly.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """The same credentials the operator's own client uses (in-cluster, or ``$KUBECONFIG``)."""
+    found = credentials(load_client())
+    return kopf.ConnectionInfo(
+        server=found.server,
+        ca_path=found.ca_path,
+        insecure=found.insecure,
+        scheme=found.scheme,
+        token=found.token,
+        certificate_path=found.certificate_path,
+        private_key_path=found.private_key_path,
+    )
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    runner_image = os.environ.get(RUNNER_IMAGE_ENV) or DEFAULT_RUNNER_IMAGE
+    memo["reconciler"] = Reconciler(KubeApi(load_client()), runner_image=runner_image)
+    logging.getLogger("alembic_operator").info("runner image: %s", runner_image)
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo["reconciler"].close()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def migration_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    meta, reconciler = body.metadata, memo["reconciler"]
+    key = (str(meta.namespace), str(meta.name))
+    if type == "DELETED":
+        reconciler.forget(str(meta.uid), key)
+        return
+    reconciler.remember(str(meta.uid), key)
+    reconciler.trigger(key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_MIGRATION_UID: kopf.PRESENT})
+async def job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].trigger_uid(body.metadata.labels.get(LABEL_MIGRATION_UID))
+
+
+@kopf.on.event("v1", "pods", labels={LABEL_MIGRATION_UID: kopf.PRESENT})
+async def pod_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # The runner's result is in the pod the moment its container ends: act on it then.
+    memo["reconciler"].trigger_uid(body.metadata.labels.get(LABEL_MIGRATION_UID))

@@ -1,0 +1,136 @@
+"""Observing: fetches what the core's :class:`ObservationPlan` asks for and parses it.
+
+Raw Job and Pod objects stop here and become :mod:`alembic_operator.model.observations` values.
+Reads only: this module never writes to the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from alembic_operator.controller.kubeapi import KubeApi
+from alembic_operator.core.jobs import LABEL_ATTEMPT, LABEL_GENERATION, MIGRATE_CONTAINER
+from alembic_operator.errors import OperatorError
+from alembic_operator.model.migrations import Migration
+from alembic_operator.model.observations import (
+    Observation,
+    ObservationPlan,
+    ObservedJob,
+    ObservedPod,
+    SecretState,
+    Termination,
+)
+from alembic_operator.model.spec import KIND
+from alembic_operator.model.status import parse_time
+
+LOG_TAIL_READ_BYTES = 16 * 1024
+
+
+async def observe(api: KubeApi, migration: Migration, plan: ObservationPlan) -> Observation:
+    namespace = migration.ref.namespace
+    jobs = []
+    for name in plan.job_names:
+        raw = await api.get_job(namespace, name)
+        if raw is not None:
+            pods = [parse_pod(p) for p in await api.list_job_pods(namespace, name)]
+            pods.sort(key=lambda p: (p.created_at is None, p.created_at, p.name))
+            jobs.append(parse_job(raw, pods=await _with_log_tail(api, namespace, pods)))
+    secret = None
+    if plan.check_secret:
+        ref = migration.spec.database.url_secret_ref
+        keys = await api.read_secret_keys(namespace, ref.name)
+        secret = (
+            SecretState.MISSING_SECRET
+            if keys is None
+            else SecretState.PRESENT
+            if ref.key in keys
+            else SecretState.MISSING_KEY
+        )
+    return Observation(jobs=tuple(jobs), secret=secret)
+
+
+async def _with_log_tail(
+    api: KubeApi, namespace: str, pods: list[ObservedPod]
+) -> tuple[ObservedPod, ...]:
+    """Reads the log tail of the newest pod whose migrate container failed (status needs it)."""
+    failed = [p for p in pods if p.terminated is not None and p.terminated.exit_code != 0]
+    if not failed:
+        return tuple(pods)
+    newest = failed[-1]
+    try:
+        tail = await api.read_pod_log_tail(
+            namespace, newest.name, container=MIGRATE_CONTAINER, limit_bytes=LOG_TAIL_READ_BYTES
+        )
+    except OperatorError:  # a missing log must not block recording the outcome
+        tail = None
+    return tuple(
+        ObservedPod(**{**p.__dict__, "log_tail": tail}) if p is newest else p for p in pods
+    )
+
+
+def parse_job(raw: Mapping[str, Any], *, pods: tuple[ObservedPod, ...] = ()) -> ObservedJob:
+    meta = raw.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    status = raw.get("status") or {}
+    conditions = {
+        c.get("type"): c for c in status.get("conditions") or () if c.get("status") == "True"
+    }
+    failed = conditions.get("Failed") or conditions.get("FailureTarget")
+    owner = next(
+        (
+            o
+            for o in meta.get("ownerReferences") or ()
+            if o.get("controller") and o.get("kind") == KIND
+        ),
+        None,
+    )
+    containers = (
+        ((raw.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers", [])
+    )
+    image = next((c.get("image") for c in containers if c.get("name") == MIGRATE_CONTAINER), None)
+    return ObservedJob(
+        name=str(meta.get("name")),
+        uid=str(meta.get("uid", "")),
+        owner_uid=owner.get("uid") if owner else None,
+        generation=_int(labels.get(LABEL_GENERATION)),
+        attempt=_int(labels.get(LABEL_ATTEMPT)),
+        image=image,
+        deleting=bool(meta.get("deletionTimestamp")),
+        complete="Complete" in conditions or "SuccessCriteriaMet" in conditions,
+        failed=failed is not None,
+        failure_reason=failed.get("reason") if failed else None,
+        failure_message=failed.get("message") if failed else None,
+        active=int(status.get("active") or 0),
+        pods=pods,
+        finished_at=parse_time(status.get("completionTime"))
+        or parse_time((failed or {}).get("lastTransitionTime")),
+    )
+
+
+def parse_pod(raw: Mapping[str, Any]) -> ObservedPod:
+    meta = raw.get("metadata") or {}
+    statuses = (raw.get("status") or {}).get("containerStatuses") or ()
+    state = next((s.get("state") or {} for s in statuses if s.get("name") == MIGRATE_CONTAINER), {})
+    terminated, waiting = state.get("terminated"), state.get("waiting")
+    return ObservedPod(
+        name=str(meta.get("name")),
+        created_at=parse_time(meta.get("creationTimestamp")),
+        terminated=None
+        if terminated is None
+        else Termination(
+            exit_code=int(terminated.get("exitCode", 1)),
+            reason=str(terminated.get("reason") or ""),
+            message=str(terminated.get("message") or ""),
+            finished_at=parse_time(terminated.get("finishedAt")),
+        ),
+        waiting_reason=waiting.get("reason") if waiting else None,
+        waiting_message=waiting.get("message") if waiting else None,
+    )
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None

@@ -1,0 +1,154 @@
+"""The reconcile loop: parse -> observe -> decide -> execute, one migration at a time.
+
+A small work queue in front of it: triggers for the same migration coalesce (a burst of watch
+events costs one reconcile, plus one more if something arrived meanwhile), one migration never
+reconciles concurrently with itself, and the core's ``requeue_after`` and API failures schedule
+the next look. Watch events of Jobs and Pods find their migration through the uid label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from alembic_operator.controller.executors import execute
+from alembic_operator.controller.kubeapi import KubeApi
+from alembic_operator.controller.observers import observe
+from alembic_operator.core.decisions import decide, observation_plan, reject_invalid
+from alembic_operator.errors import Conflict, OperatorError
+from alembic_operator.model.actions import Decision
+from alembic_operator.model.migrations import MigrationRef, parse_migration
+from alembic_operator.model.spec import InvalidMigration
+from alembic_operator.model.status import parse_status
+
+log = logging.getLogger("alembic_operator.controller")
+
+Key = tuple[str, str]  # (namespace, name)
+CONFLICT_RETRIES = 5
+ERROR_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    """Owns the per-migration work queue; everything it does goes through ``api``."""
+
+    def __init__(
+        self, api: KubeApi, *, runner_image: str, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self._api = api
+        self._runner_image = runner_image
+        self._clock = clock
+        self._dirty: set[Key] = set()
+        self._workers: dict[Key, asyncio.Task[None]] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._errors: dict[Key, int] = {}
+        self._by_uid: dict[str, Key] = {}
+
+    # --- triggers --------------------------------------------------------------------------
+
+    def remember(self, uid: str, key: Key) -> None:
+        self._by_uid[uid] = key
+
+    def forget(self, uid: str, key: Key) -> None:
+        self._by_uid.pop(uid, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def trigger_uid(self, uid: str | None) -> None:
+        key = self._by_uid.get(uid or "")
+        if key is not None:
+            self.trigger(key)
+
+    def trigger(self, key: Key, *, delay: float = 0.0) -> None:
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            timer = self._timers.get(key)
+            due = loop.time() + delay
+            if timer is not None and timer.when() <= due:
+                return
+            if timer is not None:
+                timer.cancel()
+            self._timers[key] = loop.call_at(due, self._fire, key)
+            return
+        self._dirty.add(key)
+        if key not in self._workers:
+            self._workers[key] = loop.create_task(self._work(key), name=f"reconcile {key}")
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.trigger(key)
+
+    async def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    # --- work ------------------------------------------------------------------------------
+
+    async def _work(self, key: Key) -> None:
+        try:
+            while key in self._dirty:
+                self._dirty.discard(key)
+                try:
+                    delay = await self.reconcile(*key)
+                except OperatorError as exc:
+                    failures = self._errors.get(key, 0)
+                    self._errors[key] = failures + 1
+                    delay = ERROR_BACKOFF_SECONDS[min(failures, len(ERROR_BACKOFF_SECONDS) - 1)]
+                    log.warning("reconciling %s/%s failed (retry in %gs): %s", *key, delay, exc)
+                except Exception:
+                    log.exception("reconciling %s/%s failed unexpectedly", *key)
+                    delay = ERROR_BACKOFF_SECONDS[-1]
+                else:
+                    self._errors.pop(key, None)
+                if delay is not None:
+                    self.trigger(key, delay=delay)
+        finally:
+            self._workers.pop(key, None)
+
+    async def reconcile(self, namespace: str, name: str) -> float | None:
+        """One pass; returns when to look again (seconds) or ``None``."""
+        for _ in range(CONFLICT_RETRIES):
+            body = await self._api.get_migration(namespace, name)
+            if body is None:
+                return None
+            meta = body.get("metadata") or {}
+            ref = MigrationRef(
+                namespace=namespace,
+                name=name,
+                uid=str(meta.get("uid", "")),
+                generation=int(meta.get("generation") or 1),
+            )
+            self.remember(ref.uid, (namespace, name))
+            decision = await self._decide(body, ref)
+            try:
+                await execute(
+                    self._api,
+                    decision,
+                    ref=ref,
+                    previous=parse_status(body.get("status") or {}),
+                    resource_version=str(meta.get("resourceVersion", "")),
+                )
+            except Conflict:
+                log.debug("status of %s/%s changed meanwhile: reconciling again", namespace, name)
+                continue
+            return decision.requeue_after
+        raise Conflict(f"{namespace}/{name}: status kept changing during {CONFLICT_RETRIES} tries")
+
+    async def _decide(self, body: dict[str, object], ref: MigrationRef) -> Decision:
+        try:
+            migration = parse_migration(body)
+        except InvalidMigration as exc:
+            status = parse_status(body.get("status") or {})  # type: ignore[arg-type]
+            return reject_invalid(ref, status, message=str(exc), now=self._clock())
+        observed = await observe(self._api, migration, observation_plan(migration))
+        return decide(migration, observed, now=self._clock(), runner_image=self._runner_image)

@@ -1,0 +1,82 @@
+"""What the operator saw in the cluster for one migration: its Jobs, their pods, the Secret.
+
+Typed, immutable values built by the observing adapter (raw API objects stop there) and read by
+:func:`alembic_operator.core.decisions.decide`. Must not: do I/O or import Kubernetes libraries.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class SecretState(enum.StrEnum):
+    """Whether the database URL's Secret and key exist (their values are never kept)."""
+
+    PRESENT = "Present"
+    MISSING_SECRET = "MissingSecret"
+    MISSING_KEY = "MissingKey"
+
+
+@dataclass(frozen=True)
+class Termination:
+    """The migrate container's end: exit code and termination message (the runner's JSON)."""
+
+    exit_code: int
+    reason: str = ""
+    message: str = ""
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ObservedPod:
+    name: str
+    created_at: datetime | None = None
+    terminated: Termination | None = None
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+    log_tail: str | None = None  # read only for a failed migrate container
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    """A migration Job as the Job controller reports it, with its pods (oldest first)."""
+
+    name: str
+    uid: str
+    owner_uid: str | None = None
+    generation: int | None = None  # from the Job's label
+    image: str | None = None  # the migrate container's image
+    attempt: int | None = None
+    deleting: bool = False
+    complete: bool = False
+    failed: bool = False
+    failure_reason: str | None = None  # DeadlineExceeded, BackoffLimitExceeded, PodFailurePolicy
+    failure_message: str | None = None
+    active: int = 0
+    pods: tuple[ObservedPod, ...] = ()
+    finished_at: datetime | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.complete or self.failed
+
+
+@dataclass(frozen=True)
+class ObservationPlan:
+    """What to look at: the core asks, the adapter fetches (so reads stay minimal)."""
+
+    job_names: tuple[str, ...] = ()
+    check_secret: bool = False
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Jobs found by name (absent names were not found), and the Secret's state if checked."""
+
+    jobs: tuple[ObservedJob, ...] = ()
+    secret: SecretState | None = None
+
+    def job(self, name: str | None) -> ObservedJob | None:
+        return next((j for j in self.jobs if j.name == name), None) if name else None

@@ -1,0 +1,143 @@
+"""The operator under test: the real kopf operator, the apiserver emulator, the local kubelet.
+
+Images map to local folders: the application image is the example ``migrations/`` project,
+the operator image runs ``alembic-operator`` from this checkout. The database is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kopf
+from kopf.testing import KopfRunner
+
+from alembic_operator.emulation.apiserver import ApiServer
+from alembic_operator.emulation.kubelet import LocalKubelet
+from tests.emulation.helpers import Client
+
+APP_IMAGE = "registry.example.com/shop/app:1.0"
+OPERATOR_IMAGE = "ghcr.io/alembic-operator/alembic-operator:test"
+NS = "default"
+DBM = f"/apis/alembic-operator.dev/v1alpha1/namespaces/{NS}/databasemigrations"
+JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
+PODS = f"/api/v1/namespaces/{NS}/pods"
+SECRETS = f"/api/v1/namespaces/{NS}/secrets"
+EVENTS = f"/api/v1/namespaces/{NS}/events"
+
+
+def fast_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.peering.standalone = True
+    settings.scanning.disabled = True
+    settings.networking.error_backoffs = [0.1, 0.2]
+    settings.execution.default_backoff = 0.2
+    settings.queueing.exit_timeout = 0.5
+    return settings
+
+
+def migration(name: str, *, secret: str = "shop-db", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "alembic-operator.dev/v1alpha1",
+        "kind": "DatabaseMigration",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "image": APP_IMAGE,
+            "database": {"urlSecretRef": {"name": secret, "key": "url"}, "lockTimeoutSeconds": 10},
+            "activeDeadlineSeconds": 120,
+            **spec,
+        },
+    }
+
+
+@dataclass
+class Cluster:
+    api: ApiServer
+    kubelet: LocalKubelet
+    client: Client
+    kubeconfig: Path
+    operator: KopfRunner | None = field(default=None)
+
+    # --- the operator ----------------------------------------------------------------------
+
+    def start_operator(self) -> None:
+        assert self.operator is None
+        args = ["run", "-A", "--standalone", "-m", "alembic_operator.controller.handlers"]
+        self.operator = KopfRunner(args, settings=fast_settings(), timeout=60)
+        self.operator.__enter__()
+
+    async def stop_operator(self) -> str:
+        runner, self.operator = self.operator, None
+        assert runner is not None
+        await asyncio.to_thread(runner.__exit__, None, None, None)
+        assert runner.exit_code == 0, runner.output
+        return str(runner.output)
+
+    # --- objects ---------------------------------------------------------------------------
+
+    async def create_secret(self, name: str, url: str, *, key: str = "url") -> None:
+        data = {key: base64.b64encode(url.encode()).decode()}
+        await self.client.ok("POST", SECRETS, {"metadata": {"name": name}, "data": data})
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.client.ok("POST", DBM, body)
+
+    async def get(self, name: str) -> dict[str, Any]:
+        return await self.client.ok("GET", f"{DBM}/{name}")
+
+    async def patch(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.client.ok(
+            "PATCH", f"{DBM}/{name}", body, content_type="application/merge-patch+json"
+        )
+
+    async def status(self, name: str) -> dict[str, Any]:
+        return dict((await self.get(name)).get("status") or {})
+
+    async def jobs(self, name: str) -> list[dict[str, Any]]:
+        listed = await self.client.ok(
+            "GET", JOBS, params={"labelSelector": f"alembic-operator.dev/migration={name}"}
+        )
+        return list(listed["items"])
+
+    async def events(self, name: str) -> list[dict[str, Any]]:
+        listed = await self.client.ok(
+            "GET", EVENTS, params={"fieldSelector": f"involvedObject.name={name}"}
+        )
+        return [
+            e for e in listed["items"] if e.get("source", {}).get("component") == "alembic-operator"
+        ]
+
+    async def event_reasons(self, name: str) -> list[str]:
+        events = sorted(await self.events(name), key=lambda e: e["metadata"]["resourceVersion"])
+        return [e["reason"] for e in events]
+
+    async def wait_phase(self, name: str, phase: str, *, within: float = 60) -> dict[str, Any]:
+        async def reached() -> dict[str, Any] | None:
+            status = await self.status(name)
+            return status if status.get("phase") == phase else None
+
+        return await wait_for(reached, within=within, what=f"{name} to reach {phase}")
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[Any]], *, within: float = 30, what: str = "condition"
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while True:
+        last = await probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
+        await asyncio.sleep(0.05)
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == kind)
