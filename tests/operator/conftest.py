@@ -35,7 +35,7 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             cluster = Cluster(
                 api=api, kubelet=kubelet, client=Client(session), kubeconfig=kubeconfig
             )
-            cluster.start_operator()
+            await cluster.start_operator()
             try:
                 yield cluster
             finally:

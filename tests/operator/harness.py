@@ -17,9 +17,11 @@ from typing import Any
 import kopf
 from kopf.testing import KopfRunner
 
+from alembic_operator.core.jobs import job_name
 from alembic_operator.emulation.apiserver import ApiServer
-from alembic_operator.emulation.kubelet import LocalKubelet
+from alembic_operator.emulation.kubelet import ImageSpec, LocalKubelet
 from tests.emulation.helpers import Client
+from tests.runner.harness import revision_source
 
 APP_IMAGE = "registry.example.com/shop/app:1.0"
 OPERATOR_IMAGE = "ghcr.io/alembic-operator/alembic-operator:test"
@@ -29,6 +31,7 @@ JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 SECRETS = f"/api/v1/namespaces/{NS}/secrets"
 EVENTS = f"/api/v1/namespaces/{NS}/events"
+WATCHED = ("databasemigrations", "jobs", "pods")
 
 
 def fast_settings() -> kopf.OperatorSettings:
@@ -65,11 +68,25 @@ class Cluster:
 
     # --- the operator ----------------------------------------------------------------------
 
-    def start_operator(self) -> None:
+    async def start_operator(self) -> None:
+        """Start the operator and wait until it lists what it watches (so it is ready)."""
         assert self.operator is None
+        listed_before = {p: self._lists(p) for p in WATCHED}
         args = ["run", "-A", "--standalone", "-m", "alembic_operator.controller.handlers"]
         self.operator = KopfRunner(args, settings=fast_settings(), timeout=60)
         self.operator.__enter__()
+
+        async def ready() -> bool:
+            return all(self._lists(p) > listed_before[p] for p in WATCHED)
+
+        await wait_for(ready, what="the operator to list the resources it watches")
+
+    def _lists(self, plural: str) -> int:
+        return sum(
+            1
+            for c in self.api.calls
+            if c.plural == plural and c.verb == "list" and c.user_agent.startswith("kopf")
+        )
 
     async def stop_operator(self) -> str:
         runner, self.operator = self.operator, None
@@ -141,3 +158,79 @@ async def wait_for(
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+async def settled_event_reasons(cluster: Cluster, name: str, *, count: int) -> list[str]:
+    """The operator's Event reasons on ``name`` once at least ``count`` have been posted."""
+
+    async def enough() -> list[str] | None:
+        reasons = await cluster.event_reasons(name)
+        return reasons if len(reasons) >= count else None
+
+    return list(await wait_for(enough, what=f"{count} events on {name}"))
+
+
+# --- helpers for the failure, Secret and change tests -----------------------------------------
+
+
+def add_image(cluster: Cluster, reference: str, root: Path) -> str:
+    """Map another image to a local folder (the kubelet reads ``images`` when a pod starts)."""
+    cluster.kubelet.images[reference] = ImageSpec(root=root)
+    return reference
+
+
+def job_name_for(created: dict[str, Any], *, generation: int = 1, attempt: int = 1) -> str:
+    """The deterministic name the operator gives the Job of ``created`` (a migration body)."""
+    meta = created["metadata"]
+    return job_name(meta["name"], uid=meta["uid"], generation=generation, attempt=attempt)
+
+
+async def pods(cluster: Cluster, job: str) -> list[dict[str, Any]]:
+    """The pods of one Job, oldest first."""
+    listed = await cluster.client.ok("GET", PODS, params={"labelSelector": f"job-name={job}"})
+    return sorted(listed["items"], key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+async def migration_pods(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    """Every pod of every Job of the migration ``name``."""
+    listed = await cluster.client.ok(
+        "GET", PODS, params={"labelSelector": f"alembic-operator.dev/migration={name}"}
+    )
+    return list(listed["items"])
+
+
+async def delete_job(cluster: Cluster, job: str, *, propagation: str = "Background") -> None:
+    """Delete a Job as a user would (``kubectl delete job --cascade=background``)."""
+    await cluster.client.ok(
+        "DELETE",
+        f"{JOBS}/{job}",
+        {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+    )
+
+
+async def job_names(cluster: Cluster, name: str) -> list[str]:
+    return sorted(j["metadata"]["name"] for j in await cluster.jobs(name))
+
+
+async def stays(
+    probe: Callable[[], Awaitable[Any]], *, seconds: float = 2.0, what: str = "state"
+) -> Any:
+    """Read ``probe`` repeatedly for ``seconds``; fail as soon as its answer changes."""
+    first = await probe()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        now = await probe()
+        assert now == first, f"{what} changed: {first!r} -> {now!r}"
+    return first
+
+
+def broken_revision(revision: str, down: str, sql: str) -> dict[str, str]:
+    """``copy_project(extra=...)`` entries for one revision whose upgrade runs bad ``sql``."""
+    return {f"{revision}.py": revision_source(revision, down, f"    op.execute({sql!r})")}
+
+
+async def reasons_in_order(cluster: Cluster, name: str) -> list[str]:
+    """The operator's Event reasons on ``name`` in posting order (resourceVersion as a number)."""
+    events = sorted(await cluster.events(name), key=lambda e: int(e["metadata"]["resourceVersion"]))
+    return [e["reason"] for e in events]

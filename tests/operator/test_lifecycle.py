@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.databases import Database
-from tests.operator.harness import Cluster, condition, migration
+from tests.operator.harness import Cluster, condition, migration, settled_event_reasons
 from tests.runner.harness import ALL_REVISIONS, HEAD
 
 
@@ -22,4 +22,7 @@ async def test_success_from_base_to_head(cluster: Cluster, pg_database: Database
     assert pg_database.versions() == {HEAD}
     jobs = await cluster.jobs("shop")
     assert len(jobs) == 1
-    assert await cluster.event_reasons("shop") == ["MigrationStarted", "MigrationSucceeded"]
+    assert await settled_event_reasons(cluster, "shop", count=2) == [
+        "MigrationStarted",
+        "MigrationSucceeded",
+    ]

@@ -37,8 +37,8 @@ from alembic_operator.model.observations import (
     ObservedJob,
     SecretState,
 )
-from alembic_operator.model.reasons import Reason
-from alembic_operator.model.spec import GROUP
+from alembic_operator.model.reasons import PERMANENT_EXIT_CODES, Reason
+from alembic_operator.model.spec import GROUP, RunnerType
 from alembic_operator.model.status import (
     ConditionType,
     JobStatus,
@@ -48,6 +48,7 @@ from alembic_operator.model.status import (
 )
 
 RETRY_ANNOTATION = f"{GROUP}/retry"
+_PENDING_MARKERS = (ConditionType.READY, ConditionType.RECONCILING)
 SECRET_BACKOFF_MIN_SECONDS = 1.0
 SECRET_BACKOFF_MAX_SECONDS = 60.0
 # Watch events drive progress; this only bounds the damage of a missed one.
@@ -56,10 +57,11 @@ RUNNING_RESYNC_SECONDS = 60.0
 
 def is_retry_requested(migration: Migration) -> bool:
     token = migration.annotations.get(RETRY_ANNOTATION)
+    # Pending counts too: a retry that first waited for its Secret must still be recorded.
     return (
         token is not None
         and token != migration.status.retry_token
-        and migration.status.phase is Phase.FAILED
+        and migration.status.phase in (Phase.FAILED, Phase.PENDING)
     )
 
 
@@ -70,6 +72,8 @@ def needs_new_job(migration: Migration) -> bool:
         return True
     if status.phase is Phase.RUNNING:
         return False
+    if status.phase is Phase.PENDING:  # waiting for its Secret or for suspend to end
+        return True
     if status.observed_generation < migration.ref.generation:
         return True
     return is_retry_requested(migration)
@@ -144,15 +148,28 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
             (PostEvent(EventReason.JOB_DELETED, message, warning=True),),
             requeue_after=_after_finish(migration, status.observed_generation),
         )
-    outcome = read_outcome(job)
+    permanent = (
+        frozenset(PERMANENT_EXIT_CODES)
+        if migration.spec.runner.type is RunnerType.EMBEDDED
+        else frozenset()  # a command's exit codes mean nothing to us: the Job retries them
+    )
+    outcome = read_outcome(job, permanent_codes=permanent)
     if isinstance(outcome, Outcome):
         return _outcome(migration, job, outcome, now=now)
     if isinstance(outcome, Retrying):
-        message = (
+        limit = migration.spec.backoff_limit
+        failed = (
             f"pod {outcome.failed_pods} of Job {job.name} failed ({outcome.reason.value}): "
-            f"{outcome.message}; the Job retries (backoffLimit {migration.spec.backoff_limit})"
+            f"{outcome.message}"
         )
-        event = PostEvent(EventReason.MIGRATION_RETRYING, message, warning=True)
+        # The Job controller marks the Job Failed a moment after its last pod ends: no retry
+        # is announced for that pod (the limit is the spec's, which built this generation's Job).
+        if outcome.failed_pods > limit and job.generation == migration.ref.generation:
+            message = f"{failed}; backoffLimit {limit} reached: the Job is failing"
+            event = None
+        else:
+            message = f"{failed}; the Job retries (backoffLimit {limit})"
+            event = PostEvent(EventReason.MIGRATION_RETRYING, message, warning=True)
     else:
         message = waiting_problem(job) or f"Job {job.name} is running"
         event = None
@@ -213,7 +230,11 @@ def _outcome(
             f"{outcome.reason.value}: {outcome.message}",
             warning=True,
         )
-    return Decision(new, (event,), requeue_after=_after_finish(migration, generation))
+    requeue = _after_finish(migration, generation)
+    ttl = migration.spec.ttl_seconds_after_finished
+    if outcome.succeeded and requeue is None and ttl is not None:
+        requeue = float(ttl)  # wake up to delete the succeeded Job
+    return Decision(new, (event,), requeue_after=requeue)
 
 
 def _success_message(status: MigrationStatus, outcome: Outcome) -> str:
@@ -268,11 +289,14 @@ def _start(
                 status, Phase.PENDING, Reason.SUSPENDED, message, generation=ref.generation, now=now
             ),
             message=message,
+            observed_generation=ref.generation,
         )
         return Decision(new, (PostEvent(EventReason.SUSPENDED, message),))
     attempt = status.attempts + 1
     name = next_job_name(migration)
-    token = migration.annotations.get(RETRY_ANNOTATION) if is_retry_requested(migration) else None
+    # Every start consumes the annotation's current value: only a value set after this start
+    # (e.g. not one already in the manifest at creation) asks for a retry after a failure.
+    token = migration.annotations.get(RETRY_ANNOTATION)
     existing = observed.job(name)
     if existing is not None:
         return _adopt(migration, existing, attempt=attempt, token=token, now=now)
@@ -293,8 +317,11 @@ def _adopt(
     if job.owner_uid != migration.ref.uid:
         message = (
             f"a Job named {job.name} exists and is not owned by this DatabaseMigration "
-            f"(owner uid {job.owner_uid or 'none'}); delete it to let the migration run"
+            f"(owner uid {job.owner_uid or 'none'}); delete it, then set the {RETRY_ANNOTATION} "
+            "annotation to run the migration"
         )
+        if migration.status.phase is Phase.FAILED and migration.status.message == message:
+            return Decision(migration.status)  # reported already
         new = _finish(
             migration.status,
             Phase.FAILED,
@@ -331,6 +358,8 @@ def _running(
         duration_seconds=None,
         message=message,
         log_tail=None,
+        from_revision=status.current_revision,
+        applied_revisions=(),
     )
 
 
@@ -343,12 +372,13 @@ def _secret_missing(migration: Migration, state: SecretState | None, *, now: dat
         else f"Secret {secret.name!r} not found"
     )
     message = f"{what}: no Job is started until it exists (retrying with backoff)"
-    ready = find_condition(status.conditions, ConditionType.READY)
-    waiting_since = (
-        ready.last_transition_time
-        if ready is not None and ready.reason is Reason.SECRET_NOT_FOUND
-        else now
-    )
+    # Pending began when Reconciling (or, for a fresh migration, Ready) last flipped.
+    times = [
+        c.last_transition_time
+        for c in (find_condition(status.conditions, kind) for kind in _PENDING_MARKERS)
+        if c is not None and c.reason is Reason.SECRET_NOT_FOUND
+    ]
+    waiting_since = max(times) if times else now
     elapsed = (now - waiting_since).total_seconds()
     delay = min(max(elapsed / 2, SECRET_BACKOFF_MIN_SECONDS), SECRET_BACKOFF_MAX_SECONDS)
     if status.phase is Phase.PENDING and status.message == message:

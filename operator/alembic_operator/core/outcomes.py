@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alembic_operator.model.observations import ObservedJob, ObservedPod
-from alembic_operator.model.reasons import ExitCode, Reason, is_retryable_exit_code
+from alembic_operator.model.reasons import PERMANENT_EXIT_CODES, ExitCode, Reason
 from alembic_operator.model.results import RunnerResult, decode_result
 from alembic_operator.redaction import Redactor, truncate_utf8
 
@@ -52,8 +52,15 @@ class Retrying:
     failed_pods: int
 
 
-def read_outcome(job: ObservedJob) -> Outcome | Retrying | None:
-    """The Job's outcome, a retry in progress, or ``None`` while it is still running."""
+def read_outcome(
+    job: ObservedJob, *, permanent_codes: frozenset[int] = frozenset(PERMANENT_EXIT_CODES)
+) -> Outcome | Retrying | None:
+    """The Job's outcome, a retry in progress, or ``None`` while it is still running.
+
+    A failed pod is final only when its exit code is one the Job's podFailurePolicy fails on
+    at once (``permanent_codes``: the embedded runner's, none for a custom command) or when
+    the Job itself has failed; otherwise the Job controller starts another pod.
+    """
     pod = _last_terminated(job)
     if pod is not None and pod.terminated is not None:
         result = _result_of(pod)
@@ -70,7 +77,7 @@ def read_outcome(job: ObservedJob) -> Outcome | Retrying | None:
             result.reason if result else _REASON_BY_EXIT_CODE.get(code, Reason.MIGRATION_FAILED)
         )
         message = _failure_message(pod, result=result, job=job)
-        if not is_retryable_exit_code(code) or job.failed:
+        if code in permanent_codes or job.failed:
             if job.failed and job.failure_reason == "DeadlineExceeded":
                 reason = Reason.DEADLINE_EXCEEDED
             return Outcome(False, reason, message, result=result, log_tail=_log_tail(pod), pod=pod)

@@ -1,0 +1,73 @@
+"""The database password never appears in status, Events, logs, Jobs, pods or operator output."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg2
+import pytest
+
+from alembic_operator.emulation.kubelet import ImageSpec
+from tests.databases import PG_ADMIN, Database
+from tests.operator.harness import EVENTS, JOBS, PODS, Cluster, migration
+from tests.runner.harness import HEAD, copy_project, revision_source
+
+PASSWORD = "Op3r@t0r%se:cr/et"
+FORMS = (PASSWORD, quote(PASSWORD, safe=""), PASSWORD.replace("%", "%%"))
+LEAKY_IMAGE = "registry.example.com/shop/app:leaky"
+
+
+@pytest.fixture
+def secret_url(pg_database: Database) -> Iterator[str]:
+    user = f"ao_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(**{**PG_ADMIN, "dbname": pg_database.name})
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE ROLE {user} LOGIN PASSWORD %s", (PASSWORD,))
+        cur.execute(f"GRANT ALL ON SCHEMA public TO {user}")
+    yield f"postgresql+psycopg2://{user}:{quote(PASSWORD, safe='')}@127.0.0.1/{pg_database.name}"
+    with admin.cursor() as cur:
+        cur.execute(f"DROP OWNED BY {user}; DROP ROLE {user}")
+    admin.close()
+
+
+async def test_password_appears_nowhere(cluster: Cluster, secret_url: str, tmp_path: Path) -> None:
+    # A revision that prints the URL and puts it into its exception: the worst case.
+    leaky = revision_source(
+        "0010_leaky",
+        HEAD,
+        "    print('connecting to', os.environ['DATABASE_URL'])\n"
+        "    raise RuntimeError('cannot use ' + os.environ['DATABASE_URL'])",
+    )
+    cluster.kubelet.images[LEAKY_IMAGE] = ImageSpec(
+        root=copy_project(tmp_path, extra={"0010_leaky.py": leaky})
+    )
+    await cluster.create_secret("shop-db", secret_url)
+    await cluster.create(migration("good"))
+    await cluster.create(migration("leaky", image=LEAKY_IMAGE))
+    await cluster.wait_phase("good", "Succeeded")
+    failed = await cluster.wait_phase("leaky", "Failed")
+    assert "cannot use" in failed["message"]
+    assert failed["logTail"]
+
+    seen = [json.dumps(await cluster.get(name)) for name in ("good", "leaky")]
+    seen.append(json.dumps(await cluster.client.ok("GET", EVENTS)))
+    seen.append(json.dumps(await cluster.client.ok("GET", JOBS)))
+    pods = await cluster.client.ok("GET", PODS)
+    seen.append(json.dumps(pods))
+    for pod in pods["items"]:
+        for container in ("write-runner", "migrate"):
+            status, log = await cluster.client.get(
+                f"{PODS}/{pod['metadata']['name']}/log", container=container
+            )
+            assert status == 200
+            seen.append(str(log))
+    seen.append(await cluster.stop_operator())
+    everything = "\n".join(seen)
+    assert "connecting to" in everything  # the leaky revision's output was captured
+    for form in FORMS:
+        assert form not in everything, f"{form!r} leaked"
