@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SUBCOMMANDS = {
+    "sandbox": "the whole product on this machine: emulated cluster, operator, example migrations",
     "run": "run the operator (kopf) against the current cluster (in-cluster or $KUBECONFIG)",
     "migrate": "run Alembic to a target revision (the Job's payload) and print one JSON result",
     "write-runner": "write the self-contained embedded runner file (the Job's init container)",
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _write_runner(rest)
     if command == "run":
         return _run(rest)
+    if command == "sandbox":
+        return _sandbox(rest)
     print(f"alembic-operator: unknown command {command!r}", file=sys.stderr)
     _usage(sys.stderr)
     return 2
@@ -90,6 +93,45 @@ def _run(argv: Sequence[str]) -> int:
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+def _sandbox(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="alembic-operator sandbox", description=SUBCOMMANDS["sandbox"]
+    )
+    parser.add_argument(
+        "--database-url",
+        help="a SQLAlchemy URL instead of the default SQLite "
+        "file (PostgreSQL or MariaDB); it travels only in the sandbox's Secret",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(".sandbox"),
+        help="where the kubeconfig, the operator log and SQLite live",
+    )
+    parser.add_argument("--port", type=int, default=0, help="the emulator's port (default: any)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the emulator running afterwards (kubectl works against it)",
+    )
+    args = parser.parse_args(list(argv))
+    try:
+        from alembic_operator.sandbox.main import run_sandbox
+    except ImportError as exc:
+        print(
+            f"alembic-operator sandbox needs the sandbox extra: pip install "
+            f"'alembic-operator[sandbox]' ({exc})",
+            file=sys.stderr,
+        )
+        return 2
+    return run_sandbox(
+        workdir=args.workdir.resolve(),
+        database_url=args.database_url,
+        port=args.port,
+        keep=args.keep,
+    )
 
 
 def _usage(stream: object) -> None:
