@@ -130,7 +130,9 @@ class Cluster:
         ]
 
     async def event_reasons(self, name: str) -> list[str]:
-        events = sorted(await self.events(name), key=lambda e: e["metadata"]["resourceVersion"])
+        events = sorted(
+            await self.events(name), key=lambda e: int(e["metadata"]["resourceVersion"])
+        )
         return [e["reason"] for e in events]
 
     async def wait_phase(self, name: str, phase: str, *, within: float = 60) -> dict[str, Any]:
