@@ -30,3 +30,8 @@ contracts: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+## bench: the benchmarks (not part of `make test`); results go to docs/benchmarks.md.
+.PHONY: bench
+bench: $(BIN)/.installed
+	bench/run_all.sh

@@ -10,6 +10,8 @@ scripts/services.sh
 echo "== ruff"; "$bin/ruff" check . && "$bin/ruff" format --check .
 echo "== mypy --strict"; "$bin/mypy"
 echo "== import contracts"; "$bin/lint-imports"
+echo "== promtool"; scripts/install-promtool.sh   # Debian's prometheus package, when missing
+echo "== delivery tools"; scripts/tools.sh   # helm, kubectl, hadolint, kubernetes-validate
 echo "== pytest"
 # -p no:cacheprovider: CI runs on a clean clone and must not depend on a previous run's cache.
 exec "$bin/python" -m pytest -p no:cacheprovider "$@"

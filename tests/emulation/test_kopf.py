@@ -9,8 +9,10 @@ import pytest
 from kopf.testing import KopfRunner
 
 from alembic_operator.emulation.apiserver import ApiServer
+from tests.emulation import kopf_operator
 from tests.emulation.helpers import WIDGETS, Client, eventually, widget
 from tests.emulation.kopf_operator import EMULATOR_URL
+from tests.operator.harness import fresh_registry
 
 
 def fast_settings() -> kopf.OperatorSettings:
@@ -28,8 +30,10 @@ async def test_kopf_handles_a_custom_object_and_posts_an_event(
     api: ApiServer, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(EMULATOR_URL, api.base_url)
-    args = ["run", "-A", "--standalone", "-m", "tests.emulation.kopf_operator"]
-    runner = KopfRunner(args, settings=fast_settings(), timeout=30)
+    args = ["run", "-A", "--standalone"]
+    runner = KopfRunner(
+        args, registry=fresh_registry(kopf_operator), settings=fast_settings(), timeout=30
+    )
     runner.__enter__()
     try:
         await client.ok("POST", WIDGETS, widget("w", size=3))
@@ -95,7 +99,7 @@ async def test_kopf_peering_works_when_not_standalone(
     settings.peering.mandatory = True
     settings.peering.name = "default"
     path = "/apis/kopf.dev/v1/clusterkopfpeerings/default"
-    runner = KopfRunner(["run", "-A", "-m", "tests.emulation.kopf_operator"], settings=settings)
+    runner = KopfRunner(["run", "-A"], registry=fresh_registry(kopf_operator), settings=settings)
     runner.__enter__()
     try:
 

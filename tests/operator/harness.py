@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import kopf
 from kopf.testing import KopfRunner
 
+from alembic_operator.controller import handlers, webhooks
 from alembic_operator.core.jobs import job_name
 from alembic_operator.emulation.apiserver import ApiServer
 from alembic_operator.emulation.kubelet import ImageSpec, LocalKubelet
@@ -32,6 +35,24 @@ PODS = f"/api/v1/namespaces/{NS}/pods"
 SECRETS = f"/api/v1/namespaces/{NS}/secrets"
 EVENTS = f"/api/v1/namespaces/{NS}/events"
 WATCHED = ("databasemigrations", "jobs", "pods")
+
+
+def fresh_registry(*modules: ModuleType) -> kopf.OperatorRegistry:
+    """A registry holding only the handlers of ``modules``.
+
+    kopf registers handlers into a process-wide default registry when a module is imported, so
+    one test process would otherwise mix every kopf module any test imported (and a module
+    imported once never registers again). Reloading the module into a new registry isolates it.
+    """
+    registry = kopf.OperatorRegistry()
+    previous = kopf.get_default_registry()
+    kopf.set_default_registry(registry)
+    try:
+        for module in modules:
+            importlib.reload(module)
+    finally:
+        kopf.set_default_registry(previous)
+    return registry
 
 
 def fast_settings() -> kopf.OperatorSettings:
@@ -72,8 +93,10 @@ class Cluster:
         """Start the operator and wait until it lists what it watches (so it is ready)."""
         assert self.operator is None
         listed_before = {p: self._lists(p) for p in WATCHED}
-        args = ["run", "-A", "--standalone", "-m", "alembic_operator.controller.handlers"]
-        self.operator = KopfRunner(args, settings=fast_settings(), timeout=60)
+        args = ["run", "-A", "--standalone"]
+        self.operator = KopfRunner(
+            args, registry=fresh_registry(webhooks, handlers), settings=fast_settings(), timeout=60
+        )
         self.operator.__enter__()
 
         async def ready() -> bool:
@@ -233,6 +256,17 @@ def broken_revision(revision: str, down: str, sql: str) -> dict[str, str]:
 
 
 async def reasons_in_order(cluster: Cluster, name: str) -> list[str]:
-    """The operator's Event reasons on ``name`` in posting order (resourceVersion as a number)."""
-    events = sorted(await cluster.events(name), key=lambda e: int(e["metadata"]["resourceVersion"]))
-    return [e["reason"] for e in events]
+    """The operator's Event reasons on ``name`` in posting order, once no more are arriving.
+
+    Events are posted right after the status write they report, so a test that has just seen a
+    status must let them land: read until two reads 0.2 s apart agree (at most 10 s).
+    """
+    deadline = time.monotonic() + 10
+    previous = await cluster.event_reasons(name)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        current = await cluster.event_reasons(name)
+        if current == previous:
+            return current
+        previous = current
+    return previous

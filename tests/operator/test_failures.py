@@ -116,7 +116,11 @@ async def _first_pod_failed_with_lock_timeout(
     await wait_for(
         lambda: _count_pods(cluster, "shop", 2), what="the Job controller to start pod 2"
     )
-    assert "MigrationRetrying" in await reasons_in_order(cluster, "shop")
+
+    async def retry_reported() -> bool:  # the Event follows the status write
+        return "MigrationRetrying" in await reasons_in_order(cluster, "shop")
+
+    await wait_for(retry_reported, what="the MigrationRetrying Event")
     return status
 
 

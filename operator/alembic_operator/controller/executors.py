@@ -1,8 +1,10 @@
-"""Executing a :class:`Decision`: Job changes, then the status patch, then the Events.
+"""Executing a :class:`Decision`: Job changes and holds, the status patch, releases, Events.
 
 The order is the point: a Job is created before the status names it (a crash in between is
-healed by adoption), and Events are posted only after the status they report was written, so
-retried reconciles never report an outcome twice. Every message is redacted on its way out.
+healed by adoption), a Deployment is held before the status says so and released only after
+the status that allows it was written, and Events are posted only after the status they report
+was written, so retried reconciles never report an outcome twice. Every message is redacted on
+its way out.
 """
 
 from __future__ import annotations
@@ -10,9 +12,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from alembic_operator.controller import metrics
 from alembic_operator.controller.kubeapi import KubeApi
+from alembic_operator.core.gates import HELD_BY_ANNOTATION, format_held_by
 from alembic_operator.errors import AlreadyExists, JobConflict
-from alembic_operator.model.actions import CreateJob, Decision, DeleteJob
+from alembic_operator.model.actions import (
+    Action,
+    CreateJob,
+    Decision,
+    DeleteJob,
+    HoldDeployment,
+    PostEvent,
+    ReleaseDeployment,
+)
 from alembic_operator.model.migrations import MigrationRef
 from alembic_operator.model.spec import API_VERSION, KIND
 from alembic_operator.model.status import MigrationStatus, status_to_patch
@@ -29,18 +41,37 @@ async def execute(
     ref: MigrationRef,
     previous: MigrationStatus,
     resource_version: str,
-) -> None:
-    """Perform ``decision``; raises :class:`~alembic_operator.errors.Conflict` on a stale status."""
+) -> str | None:
+    """Perform ``decision``; raises :class:`~alembic_operator.errors.Conflict` on a stale status.
+
+    Returns the resourceVersion the status patch produced (``None`` when nothing was written).
+    """
     for change in decision.changes:
         if isinstance(change, CreateJob):
             await _create_job(api, change, ref=ref)
         elif isinstance(change, DeleteJob):
             await api.delete_job(ref.namespace, change.name)
+    for hold in decision.holds:
+        await _hold(api, hold, namespace=ref.namespace, migration=ref.name)
     patch = status_to_patch(decision.status)
-    if patch != status_to_patch(previous):
-        await api.patch_migration_status(
+    written = patch != status_to_patch(previous)
+    stored_version = None
+    if written:
+        stored = await api.patch_migration_status(
             ref.namespace, ref.name, status=_redacted(patch), resource_version=resource_version
         )
+        stored_version = (stored.get("metadata") or {}).get("resourceVersion")
+    # Only now is the status stored: outcomes are counted from this transition, exactly once.
+    metrics.status_persisted(
+        ref.namespace,
+        ref.name,
+        uid=ref.uid,
+        previous=previous,
+        current=decision.status,
+        written=written,
+    )
+    for release in decision.releases:
+        await _release(api, release, namespace=ref.namespace, migration=ref.name)
     involved = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -49,12 +80,71 @@ async def execute(
         "uid": ref.uid,
     }
     for event in decision.events:
-        await api.post_event(
-            involved,
-            reason=event.reason.value,
-            message=_REDACTOR.redact(event.message),
-            warning=event.warning,
-        )
+        await _post(api, event, namespace=ref.namespace, migration=involved)
+    return str(stored_version) if stored_version is not None else None
+
+
+async def execute_releases(
+    api: KubeApi, actions: tuple[Action, ...], *, namespace: str, migration: str
+) -> None:
+    """Releases and Deployment Events without a migration (it was deleted): see gates."""
+    for action in actions:
+        if isinstance(action, ReleaseDeployment):
+            await _release(api, action, namespace=namespace, migration=migration)
+    for action in actions:
+        if isinstance(action, PostEvent) and action.deployment is not None:
+            await _post(api, action, namespace=namespace, migration=None)
+
+
+async def _post(
+    api: KubeApi, event: PostEvent, *, namespace: str, migration: dict[str, str] | None
+) -> None:
+    involved = migration
+    if event.deployment is not None:
+        involved = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "namespace": namespace,
+            "name": event.deployment.name,
+            "uid": event.deployment.uid,
+        }
+    assert involved is not None
+    await api.post_event(
+        involved,
+        reason=event.reason.value,
+        message=_REDACTOR.redact(event.message),
+        warning=event.warning,
+    )
+
+
+async def _hold(api: KubeApi, action: HoldDeployment, *, namespace: str, migration: str) -> None:
+    body: dict[str, Any] = {
+        "metadata": {
+            "resourceVersion": action.resource_version,
+            "annotations": {HELD_BY_ANNOTATION: format_held_by(action.held_by)},
+        },
+    }
+    if action.pause:
+        body["spec"] = {"paused": True}
+    await api.patch_deployment(namespace, action.name, body)
+    log.info("holding Deployment %s/%s for %s", namespace, action.name, migration)
+    metrics.deployment_held(namespace, migration, action.name)
+
+
+async def _release(
+    api: KubeApi, action: ReleaseDeployment, *, namespace: str, migration: str
+) -> None:
+    body: dict[str, Any] = {
+        "metadata": {
+            "resourceVersion": action.resource_version,
+            "annotations": {HELD_BY_ANNOTATION: format_held_by(action.held_by)},
+        },
+    }
+    if action.unpause:
+        body["spec"] = {"paused": False}
+    await api.patch_deployment(namespace, action.name, body)
+    log.info("released Deployment %s/%s from %s", namespace, action.name, migration)
+    metrics.deployment_released(namespace, migration, action.name)
 
 
 async def _create_job(api: KubeApi, action: CreateJob, *, ref: MigrationRef) -> None:

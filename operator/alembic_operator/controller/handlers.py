@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from alembic_operator import __version__
+from alembic_operator.controller import metrics, webhooks
 from alembic_operator.controller.kubeapi import PLURAL, KubeApi, credentials, load_client
 from alembic_operator.controller.reconcilers import Reconciler
 from alembic_operator.core.jobs import LABEL_MIGRATION_UID
@@ -52,14 +53,18 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
+    webhooks.configure(settings)  # the gate's admission webhook: off unless a port is given
     runner_image = os.environ.get(RUNNER_IMAGE_ENV) or DEFAULT_RUNNER_IMAGE
     memo["reconciler"] = Reconciler(KubeApi(load_client()), runner_image=runner_image)
     logging.getLogger("alembic_operator").info("runner image: %s", runner_image)
+    # A fresh registry per start; the port comes from --metrics-port (via the environment).
+    metrics.start(metrics.port_from_env())
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo["reconciler"].close()
+    metrics.stop()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -68,8 +73,11 @@ async def migration_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any)
     key = (str(meta.namespace), str(meta.name))
     if type == "DELETED":
         reconciler.forget(str(meta.uid), key)
+        metrics.forget(*key, uid=str(meta.uid))
+        reconciler.migration_deleted(key)  # releases the Deployments it held
         return
     reconciler.remember(str(meta.uid), key)
+    reconciler.migration_seen(body)
     reconciler.trigger(key)
 
 
@@ -82,3 +90,9 @@ async def job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 async def pod_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # The runner's result is in the pod the moment its container ends: act on it then.
     memo["reconciler"].trigger_uid(body.metadata.labels.get(LABEL_MIGRATION_UID))
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # Either apply order works: a Deployment changed before its migration is held from here.
+    memo["reconciler"].deployment_event(type, body)

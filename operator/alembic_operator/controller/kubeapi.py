@@ -92,6 +92,7 @@ class KubeApi:
         self._custom = kubernetes.client.CustomObjectsApi(client)
         self._batch = kubernetes.client.BatchV1Api(client)
         self._core = kubernetes.client.CoreV1Api(client)
+        self._apps = kubernetes.client.AppsV1Api(client)
 
     async def _call(self, what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
@@ -201,6 +202,49 @@ class KubeApi:
             _preload_content=False,
         )
         return bytes(response.data).decode("utf-8", errors="replace")
+
+    # --- Deployments (the rollout gate) -----------------------------------------------------
+
+    async def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                await self._json(
+                    f"get Deployment {namespace}/{name}",
+                    self._apps.read_namespaced_deployment,
+                    name,
+                    namespace,
+                )
+            )
+        except NotFound:
+            return None
+
+    async def list_deployments(
+        self, namespace: str, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Deployments of ``namespace`` (matching ``label_selector`` when given)."""
+        kwargs = {"label_selector": label_selector} if label_selector else {}
+        listed = await self._json(
+            f"list Deployments in {namespace}",
+            self._apps.list_namespaced_deployment,
+            namespace,
+            **kwargs,
+        )
+        return [dict(item) for item in listed.get("items", [])]
+
+    async def patch_deployment(
+        self, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """JSON merge-patch (RFC 7386); a ``metadata.resourceVersion`` in it guards (409)."""
+        return dict(
+            await self._json(
+                f"patch Deployment {namespace}/{name}",
+                self._apps.patch_namespaced_deployment,
+                name,
+                namespace,
+                dict(body),
+                _content_type=MERGE_PATCH,
+            )
+        )
 
     # --- Secrets and Events -----------------------------------------------------------------
 

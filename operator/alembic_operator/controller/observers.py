@@ -10,12 +10,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from alembic_operator.controller.kubeapi import KubeApi
+from alembic_operator.core.gates import HELD_BY_ANNOTATION, parse_held_by, selector_string
 from alembic_operator.core.jobs import LABEL_ATTEMPT, LABEL_GENERATION, MIGRATE_CONTAINER
 from alembic_operator.errors import OperatorError
 from alembic_operator.model.migrations import Migration
 from alembic_operator.model.observations import (
+    DeploymentQuery,
     Observation,
     ObservationPlan,
+    ObservedDeployment,
     ObservedJob,
     ObservedPod,
     SecretState,
@@ -47,7 +50,45 @@ async def observe(api: KubeApi, migration: Migration, plan: ObservationPlan) -> 
             if ref.key in keys
             else SecretState.MISSING_KEY
         )
-    return Observation(jobs=tuple(jobs), secret=secret)
+    deployments = (
+        await observe_deployments(api, namespace, plan.deployments) if plan.deployments else ()
+    )
+    return Observation(jobs=tuple(jobs), secret=secret, deployments=deployments)
+
+
+async def observe_deployments(
+    api: KubeApi, namespace: str, query: DeploymentQuery
+) -> tuple[ObservedDeployment, ...]:
+    """The Deployments the gate asks for: by selector (one list), then the named ones."""
+    found: dict[str, ObservedDeployment] = {}
+    if query.selector is not None:
+        for raw in await api.list_deployments(
+            namespace, label_selector=selector_string(query.selector)
+        ):
+            deployment = parse_deployment(raw)
+            found[deployment.name] = deployment
+    for name in query.names:
+        if name not in found:
+            named = await api.get_deployment(namespace, name)
+            if named is not None:
+                found[name] = parse_deployment(named)
+    return tuple(found.values())
+
+
+def parse_deployment(raw: Mapping[str, Any]) -> ObservedDeployment:
+    meta = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    return ObservedDeployment(
+        name=str(meta.get("name")),
+        uid=str(meta.get("uid") or ""),
+        resource_version=str(meta.get("resourceVersion") or ""),
+        generation=int(meta.get("generation") or 0),
+        labels=dict(meta.get("labels") or {}),
+        paused=bool(spec.get("paused")),
+        held_by=parse_held_by((meta.get("annotations") or {}).get(HELD_BY_ANNOTATION)),
+        images=tuple(str(c.get("image")) for c in pod.get("containers") or () if c.get("image")),
+    )
 
 
 async def _with_log_tail(

@@ -3,23 +3,32 @@
 A small work queue in front of it: triggers for the same migration coalesce (a burst of watch
 events costs one reconcile, plus one more if something arrived meanwhile), one migration never
 reconciles concurrently with itself, and the core's ``requeue_after`` and API failures schedule
-the next look. Watch events of Jobs and Pods find their migration through the uid label.
+the next look. Watch events of Jobs and Pods find their migration through the uid label;
+those of Deployments through :class:`~alembic_operator.controller.indexes.GateIndex` (the
+migrations gating them) and their held-by annotation. Right after ``decide`` the rollout gate
+(:func:`~alembic_operator.core.gates.apply_gate`) adds its holds and releases. A reconcile that
+finds its migration gone releases the Deployments it held (deletion needs no finalizer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
-from alembic_operator.controller.executors import execute
+from alembic_operator.controller import metrics
+from alembic_operator.controller.executors import execute, execute_releases
+from alembic_operator.controller.indexes import GateIndex
 from alembic_operator.controller.kubeapi import KubeApi
-from alembic_operator.controller.observers import observe
+from alembic_operator.controller.observers import observe, parse_deployment
 from alembic_operator.core.decisions import decide, observation_plan, reject_invalid
+from alembic_operator.core.gates import apply_gate, deployment_query, release_deleted
 from alembic_operator.errors import Conflict, OperatorError
 from alembic_operator.model.actions import Decision
-from alembic_operator.model.migrations import MigrationRef, parse_migration
+from alembic_operator.model.migrations import Migration, MigrationRef, parse_migration
 from alembic_operator.model.spec import InvalidMigration
 from alembic_operator.model.status import parse_status
 
@@ -48,8 +57,55 @@ class Reconciler:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._errors: dict[Key, int] = {}
         self._by_uid: dict[str, Key] = {}
+        self.index = GateIndex()
+        self._deployments: dict[Key, tuple[Any, ...]] = {}
 
     # --- triggers --------------------------------------------------------------------------
+
+    def migration_seen(self, body: Mapping[str, Any]) -> None:
+        """Keep the gate index current from a migration's watch event."""
+        meta = body.get("metadata") or {}
+        try:
+            migration = parse_migration(body)
+        except InvalidMigration:
+            self.index.drop(str(meta.get("namespace")), str(meta.get("name")))
+            return
+        self.index.put(migration, resource_version=str(meta.get("resourceVersion", "")))
+
+    def migration_deleted(self, key: Key) -> None:
+        """Drop it from the index; the reconcile that follows releases what it held."""
+        self.index.drop(*key)
+        self.trigger(key)
+
+    def deployment_event(self, kind: str, body: Mapping[str, Any]) -> None:
+        """Reconcile the migrations gating or holding a Deployment that changed.
+
+        Only changes the gate cares about count (generation, labels, holders, paused, images):
+        status updates during a rollout trigger nothing. A holder that is not a known migration
+        is reconciled too: if it no longer exists, that reconcile releases the Deployment (how
+        holds of migrations deleted while the operator was down end, at start-up).
+        """
+        namespace = str((body.get("metadata") or {}).get("namespace"))
+        deployment = parse_deployment(body)
+        key = (namespace, deployment.name)
+        if kind == "DELETED":
+            self._deployments.pop(key, None)
+            targets = list(deployment.held_by)
+        else:
+            seen = (
+                deployment.generation,
+                tuple(sorted(deployment.labels.items())),
+                deployment.held_by,
+                deployment.paused,
+                deployment.images,
+            )
+            if self._deployments.get(key) == seen:
+                return
+            self._deployments[key] = seen
+            gating = self.index.gating(namespace, deployment.name, deployment.labels)
+            targets = [m.ref.name for m in gating] + list(deployment.held_by)
+        for name in dict.fromkeys(targets):
+            self.trigger((namespace, name))
 
     def remember(self, uid: str, key: Key) -> None:
         self._by_uid[uid] = key
@@ -101,11 +157,13 @@ class Reconciler:
                 try:
                     delay = await self.reconcile(*key)
                 except OperatorError as exc:
+                    metrics.reconcile_error(exc)
                     failures = self._errors.get(key, 0)
                     self._errors[key] = failures + 1
                     delay = ERROR_BACKOFF_SECONDS[min(failures, len(ERROR_BACKOFF_SECONDS) - 1)]
                     log.warning("reconciling %s/%s failed (retry in %gs): %s", *key, delay, exc)
-                except Exception:
+                except Exception as exc:
+                    metrics.reconcile_error(exc)
                     log.exception("reconciling %s/%s failed unexpectedly", *key)
                     delay = ERROR_BACKOFF_SECONDS[-1]
                 else:
@@ -120,6 +178,7 @@ class Reconciler:
         for _ in range(CONFLICT_RETRIES):
             body = await self._api.get_migration(namespace, name)
             if body is None:
+                await self._release_deleted(namespace, name)
                 return None
             meta = body.get("metadata") or {}
             ref = MigrationRef(
@@ -129,9 +188,9 @@ class Reconciler:
                 generation=int(meta.get("generation") or 1),
             )
             self.remember(ref.uid, (namespace, name))
-            decision = await self._decide(body, ref)
+            decision, migration = await self._decide(body, ref)
             try:
-                await execute(
+                written = await execute(
                     self._api,
                     decision,
                     ref=ref,
@@ -141,14 +200,30 @@ class Reconciler:
             except Conflict:
                 log.debug("status of %s/%s changed meanwhile: reconciling again", namespace, name)
                 continue
+            if migration is not None and written is not None:
+                # The webhook and Deployment events must see the status just written at once.
+                self.index.put(replace(migration, status=decision.status), resource_version=written)
             return decision.requeue_after
         raise Conflict(f"{namespace}/{name}: status kept changing during {CONFLICT_RETRIES} tries")
 
-    async def _decide(self, body: dict[str, object], ref: MigrationRef) -> Decision:
+    async def _decide(
+        self, body: dict[str, object], ref: MigrationRef
+    ) -> tuple[Decision, Migration | None]:
         try:
             migration = parse_migration(body)
         except InvalidMigration as exc:
             status = parse_status(body.get("status") or {})  # type: ignore[arg-type]
-            return reject_invalid(ref, status, message=str(exc), now=self._clock())
-        observed = await observe(self._api, migration, observation_plan(migration))
-        return decide(migration, observed, now=self._clock(), runner_image=self._runner_image)
+            return reject_invalid(ref, status, message=str(exc), now=self._clock()), None
+        plan = replace(observation_plan(migration), deployments=deployment_query(migration))
+        observed = await observe(self._api, migration, plan)
+        now = self._clock()
+        decision = decide(migration, observed, now=now, runner_image=self._runner_image)
+        return apply_gate(migration, decision, observed.deployments, now=now), migration
+
+    async def _release_deleted(self, namespace: str, name: str) -> None:
+        """The migration is gone: release the Deployments whose held-by names it."""
+        listed = [parse_deployment(raw) for raw in await self._api.list_deployments(namespace)]
+        actions = release_deleted(name, listed)
+        if actions:
+            log.info("%s/%s no longer exists: releasing what it held", namespace, name)
+            await execute_releases(self._api, actions, namespace=namespace, migration=name)

@@ -27,6 +27,12 @@ class EventReason(enum.StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"
     SUSPENDED = "Suspended"
     INVALID_SPEC = "InvalidSpec"
+    # The rollout gate: on the migration ...
+    DEPLOYMENT_HELD = "DeploymentHeld"
+    DEPLOYMENT_RELEASED = "DeploymentReleased"
+    # ... and on the Deployment.
+    ROLLOUT_HELD = "RolloutHeld"
+    ROLLOUT_RELEASED = "RolloutReleased"
 
 
 @dataclass(frozen=True)
@@ -48,15 +54,47 @@ class DeleteJob:
 
 
 @dataclass(frozen=True)
+class DeploymentRef:
+    """A Deployment in the migration's namespace, as an Event's involved object."""
+
+    name: str
+    uid: str = ""
+
+
+@dataclass(frozen=True)
+class HoldDeployment:
+    """Pause a gated Deployment and name the migration(s) holding it (``held_by``).
+
+    Merge-patched with ``resource_version``: a Deployment changed meanwhile is decided again.
+    """
+
+    name: str
+    resource_version: str
+    held_by: tuple[str, ...]
+    pause: bool = True
+
+
+@dataclass(frozen=True)
+class ReleaseDeployment:
+    """Drop this migration from a Deployment's holders; unpause when none is left."""
+
+    name: str
+    resource_version: str
+    held_by: tuple[str, ...]  # the holders left (empty: the annotation is removed)
+    unpause: bool = True
+
+
+@dataclass(frozen=True)
 class PostEvent:
-    """An Event on the migration; posted only after the status it reports was written."""
+    """An Event on the migration (or on ``deployment``), posted after the status was written."""
 
     reason: EventReason
     message: str
     warning: bool = False
+    deployment: DeploymentRef | None = None
 
 
-Action = CreateJob | DeleteJob | PostEvent
+Action = CreateJob | DeleteJob | HoldDeployment | ReleaseDeployment | PostEvent
 
 
 @dataclass(frozen=True)
@@ -73,4 +111,15 @@ class Decision:
 
     @property
     def changes(self) -> tuple[CreateJob | DeleteJob, ...]:
-        return tuple(a for a in self.actions if not isinstance(a, PostEvent))
+        """Job changes (made before the status patch)."""
+        return tuple(a for a in self.actions if isinstance(a, CreateJob | DeleteJob))
+
+    @property
+    def holds(self) -> tuple[HoldDeployment, ...]:
+        """Deployments to hold: before the status patch (holding early is the safe side)."""
+        return tuple(a for a in self.actions if isinstance(a, HoldDeployment))
+
+    @property
+    def releases(self) -> tuple[ReleaseDeployment, ...]:
+        """Deployments to release: only after the status that allows it was written."""
+        return tuple(a for a in self.actions if isinstance(a, ReleaseDeployment))

@@ -1,4 +1,5 @@
-"""What the operator saw in the cluster for one migration: its Jobs, their pods, the Secret.
+"""What the operator saw in the cluster for one migration: its Jobs, their pods, the Secret, and
+the Deployments it gates.
 
 Typed, immutable values built by the observing adapter (raw API objects stop there) and read by
 :func:`alembic_operator.core.decisions.decide`. Must not: do I/O or import Kubernetes libraries.
@@ -7,8 +8,11 @@ Typed, immutable values built by the observing adapter (raw API objects stop the
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from alembic_operator.model.spec import LabelSelector, empty_mapping
 
 
 class SecretState(enum.StrEnum):
@@ -64,11 +68,38 @@ class ObservedJob:
 
 
 @dataclass(frozen=True)
+class ObservedDeployment:
+    """A Deployment as the rollout gate sees it (see :mod:`alembic_operator.core.gates`).
+
+    ``held_by`` is the parsed ``alembic-operator.dev/held-by`` annotation (migration names, in
+    order); ``images`` the images of its pod template's containers (init containers excluded).
+    """
+
+    name: str
+    uid: str = ""
+    resource_version: str = ""
+    generation: int = 0
+    labels: Mapping[str, str] = field(default_factory=empty_mapping)
+    paused: bool = False
+    held_by: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeploymentQuery:
+    """The Deployments to look up: by name, and those matching a label selector."""
+
+    names: tuple[str, ...] = ()
+    selector: LabelSelector | None = None
+
+
+@dataclass(frozen=True)
 class ObservationPlan:
     """What to look at: the core asks, the adapter fetches (so reads stay minimal)."""
 
     job_names: tuple[str, ...] = ()
     check_secret: bool = False
+    deployments: DeploymentQuery | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,7 @@ class Observation:
 
     jobs: tuple[ObservedJob, ...] = ()
     secret: SecretState | None = None
+    deployments: tuple[ObservedDeployment, ...] = ()
 
     def job(self, name: str | None) -> ObservedJob | None:
         return next((j for j in self.jobs if j.name == name), None) if name else None

@@ -22,6 +22,10 @@ class Reason(str, enum.Enum):
     PLANNED = "Planned"
     APPROVAL_PENDING = "ApprovalPending"
     SUSPENDED = "Suspended"
+    # The rollout gate (the DeploymentsHeld condition; see core/gates.py).
+    AWAITING_MIGRATION = "AwaitingMigration"
+    IMAGE_MISMATCH = "ImageMismatch"
+    ROLLOUT_ALLOWED = "RolloutAllowed"
     # Permanent failures: retried only on a spec change or the retry annotation.
     MIGRATION_FAILED = "MigrationFailed"
     SCHEMA_AHEAD = "SchemaAhead"

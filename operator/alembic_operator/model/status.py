@@ -40,6 +40,8 @@ class ConditionType(enum.StrEnum):
     READY = "Ready"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    # Not a kstatus condition: what the rollout gate holds and why (core/gates.py).
+    DEPLOYMENTS_HELD = "DeploymentsHeld"
 
 
 class ConditionStatus(enum.StrEnum):

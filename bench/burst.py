@@ -1,0 +1,166 @@
+"""Benchmark 5: a burst of DatabaseMigrations created at once, vs the no-op operator.
+
+Each round (interleaved, fresh emulator each) starts one operator, then creates ``--count``
+migrations at once (in-process, same admission and watch events as over HTTP); the local
+kubelet completes every Job at once (simulated). Ours: time until every Job exists and until
+every status is terminal; the no-op operator: until its handler has seen every migration. RSS:
+the operator's peak (VmHWM) and final VmRSS. Goal: ours (all terminal) <= 2x the no-op time.
+
+    .venv/bin/python bench/burst.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    GOAL_MISSED,
+    OPERATORS,
+    Tracker,
+    cluster,
+    common_args,
+    create_migrations,
+    median,
+    noop_seen_at,
+    ratios,
+    record,
+    rss_kib,
+    spread,
+    start_operator,
+    stop_operator,
+    table,
+    verdict,
+    wait_until,
+)
+
+GOAL = 2.0
+
+
+async def one(which: str, count: int, limit: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp:
+        async with cluster(Path(tmp)) as c:
+            tracker = Tracker(c).start()
+            env = {"BENCH_NOOP_EXPECT": str(count)} if which == "noop" else {}
+            op = await start_operator(which, c, Path(tmp), extra_env=env)
+            try:
+                await asyncio.sleep(0.5)  # idle, as in the footprint benchmark
+                names = [f"b{i}" for i in range(count)]
+                t0 = time.monotonic()
+                create_migrations(c, names)
+                created = time.monotonic() - t0
+                out = {"create": created}
+                if which == "noop":
+                    seen = await wait_until(
+                        lambda: noop_seen_at(op), within=limit, what="no-op", interval=0.05
+                    )
+                    out["seen"] = seen - t0
+                else:
+                    await wait_until(
+                        lambda: len(tracker.job_seen) >= count,
+                        within=limit,
+                        what="every Job",
+                        interval=0.05,
+                    )
+                    out["jobs"] = max(tracker.job_seen.values()) - t0
+                    await wait_until(
+                        lambda: len(tracker.terminal) >= count,
+                        within=limit,
+                        what="every status terminal",
+                        interval=0.05,
+                    )
+                    out["terminal"] = max(tracker.terminal.values()) - t0
+                    out["succeeded"] = sum(
+                        1
+                        for o in c.api.registry.list(
+                            c.api.resource_type("databasemigrations"), "default"
+                        )[0]
+                        if (o.get("status") or {}).get("phase") == "Succeeded"
+                    )
+                out["hwm"] = rss_kib(op.pid, "VmHWM") / 1024
+                out["rss"] = rss_kib(op.pid) / 1024
+            finally:
+                await stop_operator(op)
+                await tracker.stop()
+            return out
+
+
+async def run(rounds: int, count: int, limit: float) -> dict[str, list[dict[str, float]]]:
+    data: dict[str, list[dict[str, float]]] = {w: [] for w in OPERATORS}
+    for r in range(rounds):
+        for which in OPERATORS if r % 2 == 0 else reversed(OPERATORS):
+            data[which].append(await one(which, count, limit))
+        print(f"  round {r + 1}/{rounds}: ours {data['ours'][-1]}, noop {data['noop'][-1]}")
+    return data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=600)
+    common_args(parser, rounds=2)
+    args = parser.parse_args()
+    data = asyncio.run(run(args.rounds, args.count, args.timeout))
+    ours, noop = data["ours"], data["noop"]
+
+    def col(rows: list[dict[str, float]], key: str) -> list[float]:
+        return [r[key] for r in rows]
+
+    seen = col(noop, "seen")
+    jobs, terminal = col(ours, "jobs"), col(ours, "terminal")
+    r_terminal = median(terminal) / median(seen)
+    r_jobs = median(jobs) / median(seen)
+    met = r_terminal <= GOAL
+    rows = [
+        [
+            "every Job exists (s)",
+            f"{median(jobs):.2f} ({spread(jobs)})",
+            f"{median(seen):.2f} ({spread(seen)})",
+            f"{r_jobs:.2f}x (per round {spread(ratios(jobs, seen))})",
+            "",
+        ],
+        [
+            "every status terminal (s)",
+            f"{median(terminal):.2f} ({spread(terminal)})",
+            f"{median(seen):.2f} ({spread(seen)})",
+            f"**{r_terminal:.2f}x** (per round {spread(ratios(terminal, seen))})",
+            f"<= {GOAL:g}x: {verdict(met)}",
+        ],
+        [
+            "peak RSS VmHWM (MiB)",
+            f"{median(col(ours, 'hwm')):.1f} ({spread(col(ours, 'hwm'))})",
+            f"{median(col(noop, 'hwm')):.1f} ({spread(col(noop, 'hwm'))})",
+            f"{median(col(ours, 'hwm')) / median(col(noop, 'hwm')):.2f}x",
+            "reported",
+        ],
+        [
+            "RSS after the burst (MiB)",
+            f"{median(col(ours, 'rss')):.1f} ({spread(col(ours, 'rss'))})",
+            f"{median(col(noop, 'rss')):.1f} ({spread(col(noop, 'rss'))})",
+            f"{median(col(ours, 'rss')) / median(col(noop, 'rss')):.2f}x",
+            "reported",
+        ],
+    ]
+    succeeded = col(ours, "succeeded")
+    body = (
+        f"{args.rounds} interleaved rounds; {args.count} migrations created at once "
+        f"(in-process, {median(col(ours, 'create')):.2f} s to create them all, included in the "
+        "times); Jobs completed at once by the simulating kubelet, which runs in the emulator's "
+        "process (so ours also pays for the emulated pods and Job statuses the no-op never "
+        f"causes). Succeeded per round (ours): {', '.join(str(int(s)) for s in succeeded)} of "
+        f"{args.count}. Medians with (min-max).\n\n"
+        + table(["", "alembic-operator", "no-op: handler saw all", "ratio", "goal"], rows)
+    )
+    record("burst", "5. Burst", body, out=None if args.no_record else args.out)
+    return 0 if met else GOAL_MISSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

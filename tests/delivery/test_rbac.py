@@ -1,0 +1,277 @@
+"""The chart's RBAC against the code: every call the operator makes is granted, nothing more.
+
+The required permissions are derived from the source, not from a hand-kept list:
+- ``controller/kubeapi.py``: every ``self._<api>.<method>`` call of the Kubernetes client
+  (``read_namespaced_job`` -> batch jobs get, ``read_namespaced_pod_log`` -> pods/log get, ...);
+- ``controller/handlers.py``: every resource a kopf handler watches (list + watch).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from alembic_operator.controller.kubeapi import PLURAL
+from alembic_operator.model.spec import GROUP
+from tests.delivery.conftest import VALUE_SETS
+from tests.delivery.tools import REPO, render
+
+CONTROLLER = REPO / "operator" / "alembic_operator" / "controller"
+API_GROUPS = {"CoreV1Api": "", "BatchV1Api": "batch", "AppsV1Api": "apps"}
+VERBS = {
+    "read": "get",
+    "get": "get",  # CustomObjectsApi
+    "list": "list",
+    "create": "create",
+    "delete": "delete",
+    "patch": "patch",
+    "replace": "update",
+}
+SUBRESOURCES = {"log", "status", "scale", "binding", "eviction", "ephemeralcontainers", "resize"}
+# kopf handlers that watch their resource (admission handlers, on.mutate/on.validate, do not).
+WATCHING = {"event", "create", "update", "delete", "resume", "field", "timer", "daemon", "index"}
+# Rules the chart adds for kopf itself, checked separately (peering, cluster observation).
+KOPF_GROUPS = {"kopf.dev", "apiextensions.k8s.io"}
+
+Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def plural(kind: str) -> str:
+    if kind.endswith(("s", "x", "ch", "sh")):
+        return kind + "es"
+    if kind.endswith("y") and kind[-2:-1] not in "aeiou":
+        return kind[:-1] + "ies"
+    return kind + "s"
+
+
+def client_permission(api_class: str, method: str) -> list[Permission]:
+    match = re.fullmatch(r"(read|get|list|create|delete|patch|replace)_(namespaced_)?(\w+?)"
+                         r"(_for_all_namespaces)?", method)  # fmt: skip
+    assert match, f"kubeapi.py calls {method}: not a verb this test knows; extend it"
+    verb, what = VERBS[match.group(1)], match.group(3)
+    if api_class == "CustomObjectsApi":
+        assert what.startswith("custom_object"), method
+        sub = what.removeprefix("custom_object").lstrip("_")
+        return [(GROUP, PLURAL + (f"/{sub}" if sub else ""), verb)]
+    assert api_class in API_GROUPS, f"kubeapi.py uses {api_class}: add its API group here"
+    words = what.split("_")
+    sub = words.pop() if len(words) > 1 and words[-1] in SUBRESOURCES else None
+    resource = plural("".join(words)) + (f"/{sub}" if sub else "")
+    return [(API_GROUPS[api_class], resource, verb)]
+
+
+def kubeapi_permissions(path: Path = CONTROLLER / "kubeapi.py") -> set[Permission]:
+    tree = ast.parse(path.read_text())
+    apis: dict[str, str] = {}  # self._batch -> BatchV1Api
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr.endswith("Api")
+        ):
+            for target in node.targets:
+                if isinstance(target, ast.Attribute):
+                    apis[target.attr] = node.value.func.attr
+    found: set[Permission] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr in apis
+            and not node.attr.startswith("_")
+        ):
+            found.update(client_permission(apis[node.value.attr], node.attr))
+    return found
+
+
+def kopf_watch_permissions(path: Path = CONTROLLER / "handlers.py") -> set[Permission]:
+    module = importlib.import_module("alembic_operator.controller.handlers")
+    tree = ast.parse(path.read_text())
+    found: set[Permission] = set()
+
+    def value(node: ast.expr) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            return getattr(module, node.id)
+        raise AssertionError(f"handlers.py: cannot resolve {ast.dump(node)}")
+
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for decorator in node.decorator_list:
+            if not (
+                isinstance(decorator, ast.Call)
+                and isinstance(decorator.func, ast.Attribute)
+                and ast.unparse(decorator.func.value) == "kopf.on"
+                and decorator.func.attr in WATCHING
+            ):
+                continue
+            args = [value(a) for a in decorator.args]
+            if len(args) == 3:
+                group, _version, resource = args
+            elif len(args) == 2 and re.fullmatch(r"v\d+\w*", args[0]):
+                group, resource = "", args[1]
+            else:
+                raise AssertionError(f"handlers.py: unexpected resource spec {args}")
+            found |= {(group, resource, "list"), (group, resource, "watch")}
+    return found
+
+
+def required() -> set[Permission]:
+    return kubeapi_permissions() | kopf_watch_permissions()
+
+
+def rules_of(documents: Iterable[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:
+    return [r for d in documents if d["kind"] in kinds for r in d.get("rules", [])]
+
+
+def granted(rules: Iterable[dict[str, Any]]) -> set[Permission]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def operator_rules(documents: list[dict[str, Any]], kind: str) -> set[Permission]:
+    return {p for p in granted(rules_of(documents, kind)) if p[0] not in KOPF_GROUPS}
+
+
+# --- the derivation itself ----------------------------------------------------------------------
+
+
+def test_derivation_reads_the_calls_it_should() -> None:
+    """Guards against a derivation that silently finds nothing."""
+    perms = required()
+    for expected in [
+        ("alembic-operator.dev", "databasemigrations", "get"),
+        ("alembic-operator.dev", "databasemigrations/status", "patch"),
+        ("alembic-operator.dev", "databasemigrations", "watch"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "delete"),
+        ("", "pods", "list"),
+        ("", "pods/log", "get"),
+        ("", "secrets", "get"),
+        ("", "events", "create"),
+    ]:
+        assert expected in perms
+
+
+@pytest.mark.parametrize(
+    ("api", "method", "permission"),
+    [
+        ("CoreV1Api", "read_namespaced_pod_log", ("", "pods/log", "get")),
+        ("CoreV1Api", "list_pod_for_all_namespaces", ("", "pods", "list")),
+        ("CoreV1Api", "read_namespaced_config_map", ("", "configmaps", "get")),
+        ("AppsV1Api", "patch_namespaced_deployment_scale", ("apps", "deployments/scale", "patch")),
+        ("BatchV1Api", "replace_namespaced_job_status", ("batch", "jobs/status", "update")),
+        ("CoreV1Api", "create_namespaced_event", ("", "events", "create")),
+    ],
+)
+def test_client_method_names_map_to_permissions(
+    api: str, method: str, permission: Permission
+) -> None:
+    assert client_permission(api, method) == [permission]
+
+
+# --- the rendered rules -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_no_wildcards_and_no_secret_list_or_watch(rendered: dict[str, str], name: str) -> None:
+    documents = [d for d in yaml.safe_load_all(rendered[name]) if d]
+    rules = rules_of(documents, "Role", "ClusterRole")
+    assert rules
+    for rule in rules:
+        assert "nonResourceURLs" not in rule
+        for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert not any("*" in item for item in rule.get(field, [])), rule
+        if "secrets" in rule["resources"]:
+            assert set(rule["verbs"]) == {"get"}, rule
+
+
+@pytest.mark.parametrize(("name", "kind"), [("defaults", "Role"), ("namespaced", "Role"),
+                                            ("cluster-wide", "ClusterRole")])  # fmt: skip
+def test_rules_are_exactly_what_the_code_calls(
+    rendered: dict[str, str], name: str, kind: str
+) -> None:
+    documents = [d for d in yaml.safe_load_all(rendered[name]) if d]
+    per_role = [operator_rules([d], kind) for d in documents if d["kind"] == kind]
+    assert per_role
+    for perms in per_role:
+        missing = required() - perms
+        extra = perms - required()
+        assert not missing, f"the operator calls these, the chart does not grant them: {missing}"
+        assert not extra, f"granted but never used by the operator: {extra}"
+
+
+def test_namespaced_rbac_is_one_role_per_watched_namespace() -> None:
+    documents = render({"watchNamespaces": ["a", "b"]})
+    roles = {d["metadata"]["namespace"] for d in documents if d["kind"] == "Role"}
+    bindings = [d for d in documents if d["kind"] == "RoleBinding"]
+    assert roles == {"a", "b"}
+    assert {b["metadata"]["namespace"] for b in bindings} == {"a", "b"}
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "aop-alembic-operator", "namespace": "ops"}
+        ]
+    # The only cluster-wide grant: kopf's read-only observation of CRDs and namespaces.
+    (cluster_role,) = [d for d in documents if d["kind"] == "ClusterRole"]
+    assert granted(cluster_role["rules"]) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        ("", "namespaces", "list"),
+        ("", "namespaces", "watch"),
+    }
+    no_scanning = render({"watchNamespaces": ["a"], "rbac": {"kopfScanning": False}})
+    assert not any(d["kind"].startswith("Cluster") for d in no_scanning)
+
+
+def test_cluster_wide_rbac() -> None:
+    documents = render({"clusterWide": True})
+    assert not any(d["kind"] in ("Role", "RoleBinding") for d in documents)
+    (role,) = [d for d in documents if d["kind"] == "ClusterRole"]
+    (binding,) = [d for d in documents if d["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    kopf = granted(rules_of([role], "ClusterRole")) - operator_rules([role], "ClusterRole")
+    assert kopf == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "resource"),
+    [
+        ({"watchNamespaces": ["a"]}, "Role", "kopfpeerings"),
+        ({"clusterWide": True}, "ClusterRole", "clusterkopfpeerings"),
+    ],
+)
+def test_peering_rules_only_with_peering(values: dict[str, Any], kind: str, resource: str) -> None:
+    off = granted(rules_of(render(values), kind))
+    assert not any(p[0] == "kopf.dev" for p in off)
+    on = granted(rules_of(render({**values, "peering": {"enabled": True}}), kind))
+    assert {p for p in on if p[0] == "kopf.dev"} == {
+        ("kopf.dev", resource, verb) for verb in ("get", "list", "watch", "patch")
+    }
+
+
+def test_rbac_create_false_renders_no_rbac() -> None:
+    documents = render({"rbac": {"create": False}})
+    assert not any(d["kind"].endswith(("Role", "RoleBinding")) for d in documents)

@@ -1,0 +1,7 @@
+"""The gating tests reuse the operator's emulated cluster (tests/operator/conftest.py)."""
+
+from __future__ import annotations
+
+from tests.operator.conftest import cluster
+
+__all__ = ["cluster"]
