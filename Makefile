@@ -4,11 +4,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck contracts unit clean
+.PHONY: sandbox demo test lint typecheck contracts unit clean
 
 $(BIN)/.installed: pyproject.toml
 	scripts/bootstrap.sh $(VENV)
 	touch $@
+
+## sandbox: the whole product on this machine — emulated cluster, operator, example migrations.
+sandbox: $(BIN)/.installed
+	$(BIN)/alembic-operator sandbox $(SANDBOX_ARGS)
 
 ## demo: the main job — run the example migrations to head on a throw-away SQLite database.
 demo: $(BIN)/.installed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,6 +27,8 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         monkeypatch.setenv("ALEMBIC_OPERATOR_RUNNER_IMAGE", OPERATOR_IMAGE)
+        if "ALEMBIC_OPERATOR_METRICS_PORT" not in os.environ:  # tests/metrics picks a free one
+            monkeypatch.setenv("ALEMBIC_OPERATOR_METRICS_PORT", "0")
         async with (
             LocalKubelet(
                 api.base_url, images=images, log_sink=api.set_pod_log, workdir=tmp_path / "kubelet"

@@ -399,6 +399,12 @@ class ApiServer(kmock.KubernetesEmulator):
         payload = await super()._serve_version(request)
         if isinstance(payload, dict) and str(payload.get("groupVersion", "")).startswith("/"):
             payload["groupVersion"] = payload["groupVersion"][1:]  # kmock says "/v1" for the core
+        if isinstance(payload, dict):
+            for entry in payload.get("resources", ()):
+                if "/" in str(entry.get("name", "")):
+                    # A real apiserver lists subresources without short names or categories:
+                    # kubectl would otherwise find "dbm" twice.
+                    entry["shortNames"], entry["categories"] = [], []
         return payload
 
     async def _serve_server_version(self, request: kmock.Request) -> kmock.Payload:

@@ -146,6 +146,8 @@ async def _start_operator(
         "run",
         "--standalone",
         "--all-namespaces",
+        "--metrics-port",
+        str(metrics_port),
         env=env,
         stdout=log,
         stderr=asyncio.subprocess.STDOUT,
