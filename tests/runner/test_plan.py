@@ -53,3 +53,22 @@ def test_downgrade_plan_is_destructive(database: Database, tmp_path: Path) -> No
     assert run.result["plan"]["destructive"] is True
     assert run.result["plan"]["revisions"] == [HEAD]
     assert database.versions() == {HEAD}
+
+
+def test_sql_behind_a_line_prefix_for_pod_logs(database: Database, tmp_path: Path) -> None:
+    run = run_runner(database.url, "--plan", "--sql-file=-prefixed", tmp_path=tmp_path)
+    assert run.exit_code == 0, run.stderr
+    sql_lines = [line[5:] for line in run.stdout.splitlines() if line.startswith("SQL| ")]
+    assert any("CREATE TABLE customers" in line for line in sql_lines)
+    assert run.result["plan"]["sqlBytes"] == len(("\n".join(sql_lines) + "\n").encode())
+
+
+def test_an_approved_plan_refuses_a_database_that_moved(database: Database, tmp_path: Path) -> None:
+    assert run_runner(database.url, "--revision", "0003_orders", tmp_path=tmp_path).exit_code == 0
+    moved = run_runner(database.url, "--expect-revisions", "base", tmp_path=tmp_path)
+    assert (moved.exit_code, moved.result["reason"]) == (17, "PlanOutdated")
+    assert "outdated" in moved.result["message"]
+    assert database.versions() == {"0003_orders"}
+    same = run_runner(database.url, "--expect-revisions", "0003_orders", tmp_path=tmp_path)
+    assert same.exit_code == 0, same.stderr
+    assert database.versions() == {HEAD}

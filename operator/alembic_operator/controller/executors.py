@@ -9,6 +9,7 @@ its way out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ from alembic_operator.core.gates import HELD_BY_ANNOTATION, format_held_by
 from alembic_operator.errors import AlreadyExists, JobConflict
 from alembic_operator.model.actions import (
     Action,
+    CreateConfigMap,
     CreateJob,
     Decision,
     DeleteJob,
@@ -49,6 +51,10 @@ async def execute(
     for change in decision.changes:
         if isinstance(change, CreateJob):
             await _create_job(api, change, ref=ref)
+        elif isinstance(change, CreateConfigMap):
+            # Its name carries the plan's hash: one that exists is the same plan, written already.
+            with contextlib.suppress(AlreadyExists):
+                await api.create_config_map(ref.namespace, change.manifest)
         elif isinstance(change, DeleteJob):
             await api.delete_job(ref.namespace, change.name)
     for hold in decision.holds:

@@ -155,6 +155,34 @@ class KubeApi:
         except NotFound:
             return None
 
+    async def create_config_map(
+        self, namespace: str, manifest: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        name = manifest["metadata"]["name"]
+        return dict(
+            await self._json(
+                f"create ConfigMap {namespace}/{name}",
+                self._core.create_namespaced_config_map,
+                namespace,
+                dict(manifest),
+            )
+        )
+
+    async def read_pod_log(
+        self, namespace: str, pod: str, *, container: str, limit_bytes: int
+    ) -> str:
+        """A container's log from the start (a plan pod's SQL), at most ``limit_bytes``."""
+        response: Any = await self._call(
+            f"read the log of pod {namespace}/{pod}",
+            self._core.read_namespaced_pod_log,
+            pod,
+            namespace,
+            container=container,
+            limit_bytes=limit_bytes,
+            _preload_content=False,
+        )
+        return bytes(response.data).decode("utf-8", errors="replace")
+
     async def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
         name = manifest["metadata"]["name"]
         return dict(

@@ -7,11 +7,17 @@ Reads only: this module never writes to the API.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.core.gates import HELD_BY_ANNOTATION, parse_held_by, selector_string
-from alembic_operator.core.jobs import LABEL_ATTEMPT, LABEL_GENERATION, MIGRATE_CONTAINER
+from alembic_operator.core.jobs import (
+    LABEL_ATTEMPT,
+    LABEL_GENERATION,
+    LABEL_MODE,
+    MIGRATE_CONTAINER,
+)
 from alembic_operator.errors import OperatorError
 from alembic_operator.model.migrations import Migration
 from alembic_operator.model.observations import (
@@ -28,6 +34,8 @@ from alembic_operator.model.spec import KIND
 from alembic_operator.model.status import parse_time
 
 LOG_TAIL_READ_BYTES = 16 * 1024
+# More than a ConfigMap can hold: a plan whose SQL did not fit is reported as omitted.
+PLAN_LOG_READ_BYTES = 8 * 1024 * 1024
 
 
 async def observe(api: KubeApi, migration: Migration, plan: ObservationPlan) -> Observation:
@@ -38,7 +46,8 @@ async def observe(api: KubeApi, migration: Migration, plan: ObservationPlan) -> 
         if raw is not None:
             pods = [parse_pod(p) for p in await api.list_job_pods(namespace, name)]
             pods.sort(key=lambda p: (p.created_at is None, p.created_at, p.name))
-            jobs.append(parse_job(raw, pods=await _with_log_tail(api, namespace, pods)))
+            job = parse_job(raw, pods=await _with_log_tail(api, namespace, pods))
+            jobs.append(await _with_plan_output(api, namespace, job))
     secret = None
     if plan.check_secret:
         ref = migration.spec.database.url_secret_ref
@@ -54,6 +63,19 @@ async def observe(api: KubeApi, migration: Migration, plan: ObservationPlan) -> 
         await observe_deployments(api, namespace, plan.deployments) if plan.deployments else ()
     )
     return Observation(jobs=tuple(jobs), secret=secret, deployments=deployments)
+
+
+async def _with_plan_output(api: KubeApi, namespace: str, job: ObservedJob) -> ObservedJob:
+    """A finished plan pod's whole log: the plan's SQL is in it, behind a line prefix."""
+    done = [p for p in job.pods if p.terminated is not None and p.terminated.exit_code == 0]
+    if job.mode != "plan" or not done:
+        return job
+    newest = done[-1]
+    output = await api.read_pod_log(
+        namespace, newest.name, container=MIGRATE_CONTAINER, limit_bytes=PLAN_LOG_READ_BYTES
+    )
+    pods = tuple(replace(p, output=output) if p is newest else p for p in job.pods)
+    return replace(job, pods=pods)
 
 
 async def observe_deployments(
@@ -135,6 +157,7 @@ def parse_job(raw: Mapping[str, Any], *, pods: tuple[ObservedPod, ...] = ()) -> 
         uid=str(meta.get("uid", "")),
         owner_uid=owner.get("uid") if owner else None,
         generation=_int(labels.get(LABEL_GENERATION)),
+        mode=str(labels.get(LABEL_MODE) or "apply"),
         attempt=_int(labels.get(LABEL_ATTEMPT)),
         image=image,
         deleting=bool(meta.get("deletionTimestamp")),

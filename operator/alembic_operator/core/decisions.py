@@ -20,10 +20,18 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from alembic_operator.core.conditions import conditions_for_phase, find_condition
-from alembic_operator.core.jobs import build_job, job_name
+from alembic_operator.core.jobs import RunMode, build_job, job_name
 from alembic_operator.core.outcomes import Outcome, Retrying, read_outcome, waiting_problem
+from alembic_operator.core.plans import (
+    APPROVE_ANNOTATION,
+    Approval,
+    approval,
+    render_plan,
+    requires_plan,
+)
 from alembic_operator.model.actions import (
     Action,
+    CreateConfigMap,
     CreateJob,
     Decision,
     DeleteJob,
@@ -45,9 +53,11 @@ from alembic_operator.model.status import (
     LastSucceeded,
     MigrationStatus,
     Phase,
+    PlanStatus,
 )
 
 RETRY_ANNOTATION = f"{GROUP}/retry"
+_IN_FLIGHT = (Phase.RUNNING, Phase.PLANNING)
 _PENDING_MARKERS = (ConditionType.READY, ConditionType.RECONCILING)
 SECRET_BACKOFF_MIN_SECONDS = 1.0
 SECRET_BACKOFF_MAX_SECONDS = 60.0
@@ -70,7 +80,7 @@ def needs_new_job(migration: Migration) -> bool:
     status = migration.status
     if status.job is None:
         return True
-    if status.phase is Phase.RUNNING:
+    if status.phase in _IN_FLIGHT:
         return False
     if status.phase is Phase.PENDING:  # waiting for its Secret or for suspend to end
         return True
@@ -79,30 +89,54 @@ def needs_new_job(migration: Migration) -> bool:
     return is_retry_requested(migration)
 
 
-def next_job_name(migration: Migration) -> str:
+def next_job_name(migration: Migration, mode: RunMode = RunMode.APPLY) -> str:
     ref = migration.ref
     return job_name(
-        ref.name, uid=ref.uid, generation=ref.generation, attempt=migration.status.attempts + 1
+        ref.name,
+        uid=ref.uid,
+        generation=ref.generation,
+        attempt=migration.status.attempts + 1,
+        mode=mode,
+    )
+
+
+def next_mode(migration: Migration) -> RunMode | None:
+    """The kind of Job the migration wants next: a plan first when approval or dryRun asks."""
+    if is_awaiting_approval(migration):
+        return RunMode.APPLY if approval(migration) is Approval.APPROVED else None
+    if needs_new_job(migration):
+        return RunMode.PLAN if requires_plan(migration) else RunMode.APPLY
+    return None
+
+
+def is_awaiting_approval(migration: Migration) -> bool:
+    status = migration.status
+    return (
+        status.phase is Phase.AWAITING_APPROVAL
+        and status.observed_generation == migration.ref.generation
     )
 
 
 def observation_plan(migration: Migration) -> ObservationPlan:
     """The Jobs to look up (the tracked one, and the next attempt's name) and the Secret."""
     names = [migration.status.job.name] if migration.status.job else []
-    wanted = needs_new_job(migration) and not migration.spec.suspend
-    if wanted:
-        names.append(next_job_name(migration))
-    return ObservationPlan(job_names=tuple(dict.fromkeys(names)), check_secret=wanted)
+    mode = None if migration.spec.suspend else next_mode(migration)
+    if mode is not None:
+        names.append(next_job_name(migration, mode))
+    return ObservationPlan(job_names=tuple(dict.fromkeys(names)), check_secret=mode is not None)
 
 
 def decide(
     migration: Migration, observed: Observation, *, now: datetime, runner_image: str
 ) -> Decision:
     status = migration.status
-    if status.job is not None and status.phase is Phase.RUNNING:
+    if status.job is not None and status.phase in _IN_FLIGHT:
         return _track(migration, observed.job(status.job.name), now=now)
-    if needs_new_job(migration):
-        return _start(migration, observed, now=now, runner_image=runner_image)
+    if is_awaiting_approval(migration):
+        return _awaiting(migration, observed, now=now, runner_image=runner_image)
+    mode = next_mode(migration)
+    if mode is not None:
+        return _start(migration, observed, now=now, runner_image=runner_image, mode=mode)
     return _settled(migration, observed, now=now)
 
 
@@ -154,6 +188,10 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
         else frozenset()  # a command's exit codes mean nothing to us: the Job retries them
     )
     outcome = read_outcome(job, permanent_codes=permanent)
+    if isinstance(outcome, Outcome) and outcome.succeeded and job.mode == RunMode.PLAN.value:
+        return _planned(migration, job, outcome, now=now)
+    if isinstance(outcome, Outcome) and outcome.reason is Reason.PLAN_OUTDATED:
+        return _plan_outdated(migration, outcome, now=now)
     if isinstance(outcome, Outcome):
         return _outcome(migration, job, outcome, now=now)
     if isinstance(outcome, Retrying):
@@ -177,7 +215,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
         return Decision(status, requeue_after=RUNNING_RESYNC_SECONDS)
     new = _phase(
         status,
-        Phase.RUNNING,
+        status.phase or Phase.RUNNING,
         Reason.JOB_RUNNING,
         message,
         generation=status.observed_generation,
@@ -277,7 +315,12 @@ def _finish(
 
 
 def _start(
-    migration: Migration, observed: Observation, *, now: datetime, runner_image: str
+    migration: Migration,
+    observed: Observation,
+    *,
+    now: datetime,
+    runner_image: str,
+    mode: RunMode = RunMode.APPLY,
 ) -> Decision:
     ref, spec, status = migration.ref, migration.spec, migration.status
     if spec.suspend:
@@ -293,26 +336,43 @@ def _start(
         )
         return Decision(new, (PostEvent(EventReason.SUSPENDED, message),))
     attempt = status.attempts + 1
-    name = next_job_name(migration)
+    name = next_job_name(migration, mode)
     # Every start consumes the annotation's current value: only a value set after this start
     # (e.g. not one already in the manifest at creation) asks for a retry after a failure.
     token = migration.annotations.get(RETRY_ANNOTATION)
     existing = observed.job(name)
     if existing is not None:
-        return _adopt(migration, existing, attempt=attempt, token=token, now=now)
+        return _adopt(migration, existing, attempt=attempt, token=token, now=now, mode=mode)
     if observed.secret is not SecretState.PRESENT:
         return _secret_missing(migration, observed.secret, now=now)
-    message = f"Job {name} started (attempt {attempt}) to revision {spec.revision}"
-    new = _running(migration, JobStatus(name=name, attempt=attempt), message, token, now=now)
-    actions: tuple[Action, ...] = (
-        CreateJob(build_job(migration, runner_image=runner_image, attempt=attempt)),
-        PostEvent(EventReason.MIGRATION_STARTED, message),
+    planning = mode is RunMode.PLAN
+    what = "plan Job" if planning else "Job"
+    message = f"{what} {name} started (attempt {attempt}) to revision {spec.revision}"
+    new = _running(
+        migration, JobStatus(name=name, attempt=attempt), message, token, now=now, mode=mode
     )
+    plan = status.plan if not planning and status.plan else None
+    expect = _plan_start(plan) if plan is not None else None
+    job = build_job(
+        migration, runner_image=runner_image, attempt=attempt, mode=mode, expect_revisions=expect
+    )
+    event = EventReason.PLAN_STARTED if planning else EventReason.MIGRATION_STARTED
+    actions: tuple[Action, ...] = (CreateJob(job), PostEvent(event, message))
     return Decision(new, actions, requeue_after=RUNNING_RESYNC_SECONDS)
 
 
+def _plan_start(plan: PlanStatus) -> tuple[str, ...]:
+    return tuple(r for r in (plan.from_revision or "").split(",") if r)
+
+
 def _adopt(
-    migration: Migration, job: ObservedJob, *, attempt: int, token: str | None, now: datetime
+    migration: Migration,
+    job: ObservedJob,
+    *,
+    attempt: int,
+    token: str | None,
+    now: datetime,
+    mode: RunMode = RunMode.APPLY,
 ) -> Decision:
     if job.owner_uid != migration.ref.uid:
         message = (
@@ -333,19 +393,29 @@ def _adopt(
         return Decision(new, (PostEvent(EventReason.MIGRATION_FAILED, message, warning=True),))
     message = f"adopted the existing Job {job.name} (attempt {attempt})"
     new = _running(
-        migration, JobStatus(name=job.name, uid=job.uid, attempt=attempt), message, token, now=now
+        migration,
+        JobStatus(name=job.name, uid=job.uid, attempt=attempt),
+        message,
+        token,
+        now=now,
+        mode=mode,
     )
     # Look again at once: the adopted Job may already have finished.
     return Decision(new, (PostEvent(EventReason.JOB_ADOPTED, message),), requeue_after=0.0)
 
 
 def _running(
-    migration: Migration, job: JobStatus, message: str, token: str | None, *, now: datetime
+    migration: Migration,
+    job: JobStatus,
+    message: str,
+    token: str | None,
+    *,
+    now: datetime,
+    mode: RunMode = RunMode.APPLY,
 ) -> MigrationStatus:
     ref, status = migration.ref, migration.status
-    new = _phase(
-        status, Phase.RUNNING, Reason.JOB_RUNNING, message, generation=ref.generation, now=now
-    )
+    phase = Phase.PLANNING if mode is RunMode.PLAN else Phase.RUNNING
+    new = _phase(status, phase, Reason.JOB_RUNNING, message, generation=ref.generation, now=now)
     return replace(
         new,
         observed_generation=ref.generation,
@@ -360,6 +430,8 @@ def _running(
         log_tail=None,
         from_revision=status.current_revision,
         applied_revisions=(),
+        # A new plan replaces the old one; an approved plan stays while it is applied.
+        plan=None if mode is RunMode.PLAN else status.plan,
     )
 
 
@@ -436,3 +508,109 @@ def _phase(
         status.conditions, phase, reason=reason, message=message, generation=generation, now=now
     )
     return replace(status, phase=phase, conditions=conditions)
+
+
+# --- plans and approvals ----------------------------------------------------------------------
+
+
+def _planned(
+    migration: Migration, job: ObservedJob, outcome: Outcome, *, now: datetime
+) -> Decision:
+    """A plan Job finished: store the plan, then wait for approval (or stop: dryRun)."""
+    result, ref, spec = outcome.result, migration.ref, migration.spec
+    if result is None or result.plan is None:
+        failed = Outcome(False, Reason.MIGRATION_FAILED, "the plan Job reported no plan")
+        return _outcome(migration, job, failed, now=now)
+    if not result.plan.revisions:  # nothing to apply: nothing to approve
+        done = Outcome(True, Reason.UP_TO_DATE, result.message, result=result, pod=outcome.pod)
+        return _outcome(migration, job, done, now=now)
+    rendered = render_plan(
+        migration, result, output=(outcome.pod.output if outcome.pod else "") or ""
+    )
+    summary = result.plan
+    plan = PlanStatus(
+        hash=rendered.hash,
+        revisions=summary.revisions,
+        direction=summary.direction,
+        destructive=summary.destructive,
+        sql_config_map=str(rendered.config_map["metadata"]["name"]),
+        generation=ref.generation,
+        from_revision=",".join(result.from_revisions),
+        image=spec.image,
+    )
+    shape = (
+        f"plan {rendered.hash}: {summary.direction} {', '.join(result.from_revisions) or 'base'}"
+        f" -> {spec.revision} ({len(summary.revisions)} revision(s)"
+        + (", DESTRUCTIVE" if summary.destructive else "")
+        + ")"
+    )
+    if spec.dry_run:
+        message = f"dry run: {shape}; nothing was applied (SQL in ConfigMap {plan.sql_config_map})"
+        phase, reason, event = Phase.SUCCEEDED, Reason.PLANNED, EventReason.DRY_RUN_PLANNED
+    else:
+        message = (
+            f"{shape} awaits approval: kubectl annotate dbm/{ref.name} "
+            f"{APPROVE_ANNOTATION}={rendered.hash} (or: alembic-operator approve {ref.name})"
+        )
+        phase, reason, event = (
+            Phase.AWAITING_APPROVAL,
+            Reason.APPROVAL_PENDING,
+            EventReason.APPROVAL_PENDING,
+        )
+    new = _finish(migration.status, phase, reason, message, now=now, generation=ref.generation)
+    new = replace(
+        new,
+        plan=plan,
+        from_revision=plan.from_revision or None,
+        current_revision=plan.from_revision or None,
+        applied_revisions=(),
+    )
+    actions: tuple[Action, ...] = (CreateConfigMap(rendered.config_map), PostEvent(event, message))
+    return Decision(new, actions)
+
+
+def _awaiting(
+    migration: Migration, observed: Observation, *, now: datetime, runner_image: str
+) -> Decision:
+    """AwaitingApproval: only an annotation naming this exact plan moves it on."""
+    status, plan = migration.status, migration.status.plan
+    verdict = approval(migration)
+    if verdict is Approval.APPROVED:
+        return _start(migration, observed, now=now, runner_image=runner_image)
+    if verdict is Approval.REJECTED:
+        message = f"plan {plan.hash if plan else '?'} was rejected; nothing was applied"
+        new = _finish(
+            status,
+            Phase.FAILED,
+            Reason.APPROVAL_REJECTED,
+            message,
+            now=now,
+            generation=migration.ref.generation,
+        )
+        return Decision(new, (PostEvent(EventReason.MIGRATION_FAILED, message, warning=True),))
+    if verdict is Approval.MISMATCH:
+        message = (
+            f"the approve/reject annotation names another plan; the current plan is "
+            f"{plan.hash if plan else '?'} (it was rendered again: check it, then approve it)"
+        )
+        if status.message == message:
+            return Decision(status)
+        new = replace(status, message=message)
+        return Decision(new, (PostEvent(EventReason.APPROVAL_MISMATCH, message, warning=True),))
+    return Decision(status)
+
+
+def _plan_outdated(migration: Migration, outcome: Outcome, *, now: datetime) -> Decision:
+    """The database moved after the plan was approved: render a new plan, nothing applied."""
+    message = f"{outcome.message}; rendering a new plan to approve"
+    new = _phase(
+        migration.status,
+        Phase.PENDING,
+        Reason.PLAN_OUTDATED,
+        message,
+        generation=migration.ref.generation,
+        now=now,
+    )
+    new = replace(new, plan=None, message=message)
+    event = PostEvent(EventReason.PLAN_OUTDATED, message, warning=True)
+    return Decision(new, (event,), requeue_after=0.0)

@@ -175,6 +175,8 @@ def runner_env(spec: MigrationSpec, *, mode: RunMode = RunMode.APPLY) -> list[di
         ("PG_LOCK_TIMEOUT", sessions.lock_timeout),
         ("PG_STATEMENT_TIMEOUT", sessions.statement_timeout),
         ("TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH),
+        # A plan's SQL goes to the log behind a line prefix the operator reads it back by.
+        ("SQL_FILE", "-prefixed" if mode is RunMode.PLAN else None),
     ]
     env += [{"name": ENV_PREFIX + k, "value": v} for k, v in settings if v is not None]
     if spec.runner.type is RunnerType.COMMAND:
@@ -293,6 +295,7 @@ def build_job(
     runner_image: str,
     attempt: int,
     mode: RunMode = RunMode.APPLY,
+    expect_revisions: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The batch/v1 Job for one attempt of ``migration`` (see the module docstring on TTL).
 
@@ -306,7 +309,7 @@ def build_job(
     template_meta: dict[str, Any] = {"labels": dict(spec.pod.labels) | labels}
     if spec.pod.annotations:
         template_meta["annotations"] = dict(spec.pod.annotations)
-    return {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -330,6 +333,17 @@ def build_job(
             },
         },
     }
+    if expect_revisions is not None:
+        # An approved plan runs only from the revisions it was rendered from.
+        for container in job["spec"]["template"]["spec"]["containers"]:
+            if container["name"] == MIGRATE_CONTAINER:
+                container.setdefault("env", []).append(
+                    {
+                        "name": f"{ENV_PREFIX}EXPECT_REVISIONS",
+                        "value": ",".join(expect_revisions) or "base",
+                    }
+                )
+    return job
 
 
 def succeeded_job_expired(spec: MigrationSpec, *, finished_at: datetime, now: datetime) -> bool:

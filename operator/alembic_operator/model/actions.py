@@ -33,6 +33,11 @@ class EventReason(enum.StrEnum):
     # ... and on the Deployment.
     ROLLOUT_HELD = "RolloutHeld"
     ROLLOUT_RELEASED = "RolloutReleased"
+    PLAN_STARTED = "PlanStarted"
+    APPROVAL_PENDING = "ApprovalPending"
+    APPROVAL_MISMATCH = "ApprovalMismatch"
+    DRY_RUN_PLANNED = "DryRunPlanned"
+    PLAN_OUTDATED = "PlanOutdated"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,13 @@ class CreateJob:
     @property
     def name(self) -> str:
         return str(self.manifest["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class CreateConfigMap:
+    """Create a ConfigMap the migration owns (a plan's SQL); one that exists already is kept."""
+
+    manifest: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ class PostEvent:
     deployment: DeploymentRef | None = None
 
 
-Action = CreateJob | DeleteJob | HoldDeployment | ReleaseDeployment | PostEvent
+Action = CreateJob | CreateConfigMap | DeleteJob | HoldDeployment | ReleaseDeployment | PostEvent
 
 
 @dataclass(frozen=True)
@@ -110,9 +122,11 @@ class Decision:
         return tuple(a for a in self.actions if isinstance(a, PostEvent))
 
     @property
-    def changes(self) -> tuple[CreateJob | DeleteJob, ...]:
+    def changes(self) -> tuple[CreateJob | CreateConfigMap | DeleteJob, ...]:
         """Job changes (made before the status patch)."""
-        return tuple(a for a in self.actions if isinstance(a, CreateJob | DeleteJob))
+        return tuple(
+            a for a in self.actions if isinstance(a, CreateJob | CreateConfigMap | DeleteJob)
+        )
 
     @property
     def holds(self) -> tuple[HoldDeployment, ...]:

@@ -41,6 +41,7 @@ class ObservedPod:
     waiting_reason: str | None = None
     waiting_message: str | None = None
     log_tail: str | None = None  # read only for a failed migrate container
+    output: str | None = None  # the whole log of a finished plan pod (its SQL)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ObservedJob:
     owner_uid: str | None = None
     generation: int | None = None  # from the Job's label
     image: str | None = None  # the migrate container's image
+    mode: str = "apply"  # "plan" for a plan Job (its label)
     attempt: int | None = None
     deleting: bool = False
     complete: bool = False

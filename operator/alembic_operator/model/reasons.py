@@ -37,6 +37,8 @@ class Reason(str, enum.Enum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     JOB_DELETED = "JobDeleted"
     JOB_CONFLICT = "JobConflict"
+    PLAN_OUTDATED = "PlanOutdated"
+    APPROVAL_REJECTED = "ApprovalRejected"
     # Retryable failures.
     DATABASE_UNREACHABLE = "DatabaseUnreachable"
     LOCK_TIMEOUT = "LockTimeout"
@@ -54,6 +56,7 @@ class ExitCode(enum.IntEnum):
     DOWNGRADE_REFUSED = 14
     INVALID_CONFIGURATION = 15
     STATEMENT_TIMEOUT = 16
+    PLAN_OUTDATED = 17
     DATABASE_UNREACHABLE = 20
     LOCK_TIMEOUT = 21
 
@@ -71,6 +74,7 @@ _EXIT_CODES = {
     Reason.DOWNGRADE_REFUSED: ExitCode.DOWNGRADE_REFUSED,
     Reason.INVALID_CONFIGURATION: ExitCode.INVALID_CONFIGURATION,
     Reason.STATEMENT_TIMEOUT: ExitCode.STATEMENT_TIMEOUT,
+    Reason.PLAN_OUTDATED: ExitCode.PLAN_OUTDATED,
     Reason.DATABASE_UNREACHABLE: ExitCode.DATABASE_UNREACHABLE,
     Reason.LOCK_TIMEOUT: ExitCode.LOCK_TIMEOUT,
 }

@@ -73,6 +73,8 @@ class PlanStatus:
     destructive: bool | None = None
     sql_config_map: str | None = None
     generation: int | None = None
+    from_revision: str | None = None
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,8 @@ def parse_status(status: RawObject) -> MigrationStatus:
             direction=_opt(plan, "direction", kind=str),
             destructive=_opt(plan, "destructive", kind=bool),
             sql_config_map=_opt(plan, "sqlConfigMap", kind=str),
+            from_revision=_opt(plan, "fromRevision", kind=str),
+            image=_opt(plan, "image", kind=str),
             generation=_opt(plan, "generation", kind=int),
         ),
         job=None
@@ -287,6 +291,8 @@ def status_to_patch(status: MigrationStatus) -> dict[str, Any]:
             "direction": p.direction,
             "destructive": p.destructive,
             "sqlConfigMap": p.sql_config_map,
+            "fromRevision": p.from_revision,
+            "image": p.image,
             "generation": p.generation,
         },
     )

@@ -175,6 +175,19 @@ def _run_locked(settings: RunnerSettings, lock: DatabaseLock) -> RunnerResult:
     if settings.lock == "advisory":
         lock.acquire()
     current = _read_current(cfg, scripts)
+    if settings.expect_revisions is not None and set(current) != set(settings.expect_revisions):
+        expected = ", ".join(settings.expect_revisions) or "base"
+        return RunnerResult(
+            Reason.PLAN_OUTDATED,
+            mode=settings.mode,
+            target_revision=settings.revision,
+            from_revisions=current,
+            to_revisions=current,
+            message=(
+                f"the approved plan started from {expected}, but the database is at "
+                f"{', '.join(current) or 'base'}: the plan is outdated and nothing was changed"
+            ),
+        )
     assessment = assess(
         graph, current=current, target=target, allow_downgrade=settings.allow_downgrade
     )
@@ -241,7 +254,19 @@ def _plan(
     return replace(base, reason=Reason.PLANNED, plan=summary, message=f"plan: {assessment.message}")
 
 
+SQL_LINE_PREFIX = "SQL| "
+
+
 def _write_sql(sql: str, path: str | None) -> None:
+    """The offline SQL to ``path``; ``-prefixed`` writes each line to stdout behind a prefix.
+
+    Pod logs interleave stdout and stderr line by line; the prefix lets the operator take the
+    SQL back out of a plan Job's log without the log lines that surround it.
+    """
+    if path == "-prefixed":
+        for line in sql.splitlines():
+            sys.stdout.write(f"{SQL_LINE_PREFIX}{line}\n")
+        return
     if path:
         with open(path, "w", encoding="utf-8") as out:
             out.write(sql)

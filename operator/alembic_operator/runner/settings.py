@@ -41,6 +41,8 @@ class RunnerSettings:
     termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
     termination_message_path_explicit: bool = False
     sql_file: str | None = None
+    # The revisions an approved plan started from: anything else means the plan is outdated.
+    expect_revisions: tuple[str, ...] | None = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
         "--pg-statement-timeout",
         metavar="DURATION",
         help="PostgreSQL statement_timeout for the migration's sessions",
+    )
+    p.add_argument(
+        "--expect-revisions",
+        metavar="REVS",
+        help="refuse (PlanOutdated) unless the database is at these revisions "
+        "(comma-separated; 'base' for an empty database)",
     )
     p.add_argument("--termination-message-path", metavar="PATH")
     p.add_argument(
@@ -144,7 +152,17 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> RunnerSetting
         termination_message_path=termination_path or DEFAULT_TERMINATION_MESSAGE_PATH,
         termination_message_path_explicit=termination_path is not None,
         sql_file=pick(args.sql_file, "SQL_FILE"),
+        expect_revisions=_expected(pick(args.expect_revisions, "EXPECT_REVISIONS")),
     )
+
+
+def _expected(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    revisions = tuple(sorted(r for r in value.split(",") if r and r != "base"))
+    for revision in revisions:
+        _revision(revision)
+    return revisions
 
 
 def _revision(value: str) -> str:
