@@ -124,3 +124,11 @@ def test_reader_holding_a_table_lock_makes_ddl_fail_fast(
     assert run.result["failedRevision"] == HEAD
     assert "lock timeout" in run.result["message"]
     assert pg_database.versions() == {"0008_categories"}
+
+
+@pytest.mark.postgresql
+def test_statement_timeout_is_reported_as_such(pg_database: Database, tmp_path: Path) -> None:
+    # Even the first query (reading the current revision) hits it: not "unreachable".
+    run = run_runner(pg_database.url, "--pg-statement-timeout", "1ms", tmp_path=tmp_path)
+    assert (run.exit_code, run.result["reason"]) == (16, "StatementTimeout")
+    assert "statement timeout" in run.result["message"]

@@ -201,15 +201,29 @@ def connect(engine: Engine) -> Connection:
 
 
 def classify_error(exc: BaseException, *, connecting: bool) -> Reason:
-    """The reason for a database error raised by SQLAlchemy/Alembic or the driver."""
+    """The reason for a database error raised by SQLAlchemy/Alembic or the driver.
+
+    A server's own error code wins (a statement timeout while reading the current revision is
+    a StatementTimeout, not an unreachable database); only an error without one counts as
+    "unreachable" while connecting.
+    """
     dbapi = _dbapi_error(exc)
     if dbapi is None:
         return Reason.MIGRATION_FAILED
+    orig = dbapi.orig
+    coded = _reason_from_code(orig)
+    if coded is not None:
+        return coded
     if connecting and isinstance(dbapi, sa.exc.OperationalError):
         return Reason.DATABASE_UNREACHABLE
     if getattr(dbapi, "connection_invalidated", False):
         return Reason.DATABASE_UNREACHABLE
-    orig = dbapi.orig
+    # psycopg2 reports a dropped connection without a SQLSTATE.
+    lost = "server closed the connection" in str(orig) or "could not connect" in str(orig)
+    return Reason.DATABASE_UNREACHABLE if lost else Reason.MIGRATION_FAILED
+
+
+def _reason_from_code(orig: object) -> Reason | None:
     pgcode = getattr(orig, "pgcode", None)
     if isinstance(pgcode, str):
         if pgcode == _PG_LOCK_NOT_AVAILABLE:
@@ -218,7 +232,7 @@ def classify_error(exc: BaseException, *, connecting: bool) -> Reason:
             return Reason.STATEMENT_TIMEOUT
         if pgcode.startswith(_PG_CONNECTION_CLASS) or pgcode in _PG_SHUTDOWN_CODES:
             return Reason.DATABASE_UNREACHABLE
-        return Reason.MIGRATION_FAILED
+        return None
     errno = _mysql_errno(orig)
     if errno == _MYSQL_LOCK_WAIT_TIMEOUT:
         return Reason.LOCK_TIMEOUT
@@ -226,11 +240,7 @@ def classify_error(exc: BaseException, *, connecting: bool) -> Reason:
         return Reason.STATEMENT_TIMEOUT
     if errno in _MYSQL_CONNECTION_LOST:
         return Reason.DATABASE_UNREACHABLE
-    # psycopg2 reports a dropped connection without a SQLSTATE.
-    lost = "server closed the connection" in str(orig) or "could not connect" in str(orig)
-    if pgcode is None and errno is None and lost:
-        return Reason.DATABASE_UNREACHABLE
-    return Reason.MIGRATION_FAILED
+    return None
 
 
 def _dbapi_error(exc: BaseException | None) -> sa.exc.DBAPIError | None:
