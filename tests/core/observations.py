@@ -11,7 +11,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alembic_operator.core.decisions import RETRY_ANNOTATION, decide
+from alembic_operator.core.decisions import decide
+from alembic_operator.core.launches import RETRY_ANNOTATION
 from alembic_operator.model.actions import CreateJob, Decision
 from alembic_operator.model.migrations import Migration, parse_migration
 from alembic_operator.model.observations import (

@@ -14,16 +14,18 @@ from typing import Any
 import pytest
 
 from alembic_operator.core.decisions import (
-    RETRY_ANNOTATION,
-    RUNNING_RESYNC_SECONDS,
-    SECRET_BACKOFF_MAX_SECONDS,
     decide,
     needs_new_job,
-    next_job_name,
     observation_plan,
     reject_invalid,
 )
 from alembic_operator.core.jobs import LABEL_ATTEMPT, LABEL_GENERATION, job_name
+from alembic_operator.core.launches import (
+    RETRY_ANNOTATION,
+    RUNNING_RESYNC_SECONDS,
+    SECRET_BACKOFF_MAX_SECONDS,
+    next_job_name,
+)
 from alembic_operator.model.actions import CreateJob, DeleteJob, EventReason, PostEvent
 from alembic_operator.model.migrations import Migration
 from alembic_operator.model.observations import Observation, ObservedJob, ObservedPod, SecretState

@@ -19,20 +19,23 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from alembic_operator.core.conditions import conditions_for_phase, find_condition
-from alembic_operator.core.jobs import RunMode, build_job, job_name
-from alembic_operator.core.outcomes import Outcome, Retrying, read_outcome, waiting_problem
-from alembic_operator.core.plans import (
-    APPROVE_ANNOTATION,
-    Approval,
-    approval,
-    render_plan,
-    requires_plan,
+from alembic_operator.core.approvals import (
+    awaiting_approval,
+    has_changes,
+    plan_outdated,
+    record_plan,
 )
+from alembic_operator.core.jobs import RunMode
+from alembic_operator.core.launches import (
+    RETRY_ANNOTATION,
+    RUNNING_RESYNC_SECONDS,
+    next_job_name,
+    start_job,
+)
+from alembic_operator.core.outcomes import Outcome, Retrying, read_outcome, waiting_problem
+from alembic_operator.core.plans import Approval, approval, requires_plan
+from alembic_operator.core.transitions import finished, with_phase
 from alembic_operator.model.actions import (
-    Action,
-    CreateConfigMap,
-    CreateJob,
     Decision,
     DeleteJob,
     EventReason,
@@ -43,26 +46,16 @@ from alembic_operator.model.observations import (
     Observation,
     ObservationPlan,
     ObservedJob,
-    SecretState,
 )
 from alembic_operator.model.reasons import PERMANENT_EXIT_CODES, Reason
-from alembic_operator.model.spec import GROUP, RunnerType
+from alembic_operator.model.spec import RunnerType
 from alembic_operator.model.status import (
-    ConditionType,
-    JobStatus,
     LastSucceeded,
     MigrationStatus,
     Phase,
-    PlanStatus,
 )
 
-RETRY_ANNOTATION = f"{GROUP}/retry"
 _IN_FLIGHT = (Phase.RUNNING, Phase.PLANNING)
-_PENDING_MARKERS = (ConditionType.READY, ConditionType.RECONCILING)
-SECRET_BACKOFF_MIN_SECONDS = 1.0
-SECRET_BACKOFF_MAX_SECONDS = 60.0
-# Watch events drive progress; this only bounds the damage of a missed one.
-RUNNING_RESYNC_SECONDS = 60.0
 
 
 def is_retry_requested(migration: Migration) -> bool:
@@ -87,17 +80,6 @@ def needs_new_job(migration: Migration) -> bool:
     if status.observed_generation < migration.ref.generation:
         return True
     return is_retry_requested(migration)
-
-
-def next_job_name(migration: Migration, mode: RunMode = RunMode.APPLY) -> str:
-    ref = migration.ref
-    return job_name(
-        ref.name,
-        uid=ref.uid,
-        generation=ref.generation,
-        attempt=migration.status.attempts + 1,
-        mode=mode,
-    )
 
 
 def next_mode(migration: Migration) -> RunMode | None:
@@ -133,10 +115,13 @@ def decide(
     if status.job is not None and status.phase in _IN_FLIGHT:
         return _track(migration, observed.job(status.job.name), now=now)
     if is_awaiting_approval(migration):
-        return _awaiting(migration, observed, now=now, runner_image=runner_image)
+        verdict = approval(migration)
+        if verdict is not Approval.APPROVED:
+            return awaiting_approval(migration, verdict, now=now)
+        return start_job(migration, observed, now=now, runner_image=runner_image)
     mode = next_mode(migration)
     if mode is not None:
-        return _start(migration, observed, now=now, runner_image=runner_image, mode=mode)
+        return start_job(migration, observed, now=now, runner_image=runner_image, mode=mode)
     return _settled(migration, observed, now=now)
 
 
@@ -144,7 +129,7 @@ def reject_invalid(
     ref: MigrationRef, status: MigrationStatus, *, message: str, now: datetime
 ) -> Decision:
     """A spec the operator cannot act on (what the CRD could not express): Failed, once."""
-    new = _phase(
+    new = with_phase(
         status,
         Phase.FAILED,
         Reason.INVALID_CONFIGURATION,
@@ -169,7 +154,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
             f"the Job {status.job.name} was deleted before it finished; the migration is not "
             f"re-run: change the spec or set the {RETRY_ANNOTATION} annotation to run it again"
         )
-        new = _finish(
+        new = finished(
             status,
             Phase.FAILED,
             Reason.JOB_DELETED,
@@ -180,7 +165,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
         return Decision(
             new,
             (PostEvent(EventReason.JOB_DELETED, message, warning=True),),
-            requeue_after=_after_finish(migration, status.observed_generation),
+            requeue_after=_afterfinished(migration, status.observed_generation),
         )
     permanent = (
         frozenset(PERMANENT_EXIT_CODES)
@@ -189,9 +174,14 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
     )
     outcome = read_outcome(job, permanent_codes=permanent)
     if isinstance(outcome, Outcome) and outcome.succeeded and job.mode == RunMode.PLAN.value:
-        return _planned(migration, job, outcome, now=now)
+        if has_changes(outcome):
+            return record_plan(migration, outcome, now=now)
+        if outcome.result is None or outcome.result.plan is None:
+            outcome = Outcome(False, Reason.MIGRATION_FAILED, "the plan Job reported no plan")
+        else:  # nothing to apply: nothing to approve
+            outcome = replace(outcome, reason=Reason.UP_TO_DATE)
     if isinstance(outcome, Outcome) and outcome.reason is Reason.PLAN_OUTDATED:
-        return _plan_outdated(migration, outcome, now=now)
+        return plan_outdated(migration, outcome, now=now)
     if isinstance(outcome, Outcome):
         return _outcome(migration, job, outcome, now=now)
     if isinstance(outcome, Retrying):
@@ -213,7 +203,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
         event = None
     if message == status.message:
         return Decision(status, requeue_after=RUNNING_RESYNC_SECONDS)
-    new = _phase(
+    new = with_phase(
         status,
         status.phase or Phase.RUNNING,
         Reason.JOB_RUNNING,
@@ -240,7 +230,7 @@ def _outcome(
     )
     result = outcome.result
     phase = Phase.SUCCEEDED if outcome.succeeded else Phase.FAILED
-    new = _finish(status, phase, outcome.reason, outcome.message, now=ended, generation=generation)
+    new = finished(status, phase, outcome.reason, outcome.message, now=ended, generation=generation)
     if result is not None:
         new = replace(
             new,
@@ -268,7 +258,7 @@ def _outcome(
             f"{outcome.reason.value}: {outcome.message}",
             warning=True,
         )
-    requeue = _after_finish(migration, generation)
+    requeue = _afterfinished(migration, generation)
     ttl = migration.spec.ttl_seconds_after_finished
     if outcome.succeeded and requeue is None and ttl is not None:
         requeue = float(ttl)  # wake up to delete the succeeded Job
@@ -286,191 +276,9 @@ def _success_message(status: MigrationStatus, outcome: Outcome) -> str:
     )
 
 
-def _after_finish(migration: Migration, generation: int) -> float | None:
+def _afterfinished(migration: Migration, generation: int) -> float | None:
     """Look again at once when the spec changed while the Job ran (the next Job is due)."""
     return 0.0 if generation < migration.ref.generation else None
-
-
-def _finish(
-    status: MigrationStatus,
-    phase: Phase,
-    reason: Reason,
-    message: str,
-    *,
-    now: datetime,
-    generation: int,
-) -> MigrationStatus:
-    new = _phase(status, phase, reason, message, generation=generation, now=now)
-    duration = (now - status.started_at).total_seconds() if status.started_at else None
-    return replace(
-        new,
-        message=message,
-        finished_at=now,
-        duration_seconds=duration,
-        observed_generation=generation,
-    )
-
-
-# --- starting a Job --------------------------------------------------------------------------
-
-
-def _start(
-    migration: Migration,
-    observed: Observation,
-    *,
-    now: datetime,
-    runner_image: str,
-    mode: RunMode = RunMode.APPLY,
-) -> Decision:
-    ref, spec, status = migration.ref, migration.spec, migration.status
-    if spec.suspend:
-        message = "spec.suspend is true: no new migration Job is started"
-        if status.phase is Phase.PENDING and status.message == message:
-            return Decision(status)
-        new = replace(
-            _phase(
-                status, Phase.PENDING, Reason.SUSPENDED, message, generation=ref.generation, now=now
-            ),
-            message=message,
-            observed_generation=ref.generation,
-        )
-        return Decision(new, (PostEvent(EventReason.SUSPENDED, message),))
-    attempt = status.attempts + 1
-    name = next_job_name(migration, mode)
-    # Every start consumes the annotation's current value: only a value set after this start
-    # (e.g. not one already in the manifest at creation) asks for a retry after a failure.
-    token = migration.annotations.get(RETRY_ANNOTATION)
-    existing = observed.job(name)
-    if existing is not None:
-        return _adopt(migration, existing, attempt=attempt, token=token, now=now, mode=mode)
-    if observed.secret is not SecretState.PRESENT:
-        return _secret_missing(migration, observed.secret, now=now)
-    planning = mode is RunMode.PLAN
-    what = "plan Job" if planning else "Job"
-    message = f"{what} {name} started (attempt {attempt}) to revision {spec.revision}"
-    new = _running(
-        migration, JobStatus(name=name, attempt=attempt), message, token, now=now, mode=mode
-    )
-    plan = status.plan if not planning and status.plan else None
-    expect = _plan_start(plan) if plan is not None else None
-    job = build_job(
-        migration, runner_image=runner_image, attempt=attempt, mode=mode, expect_revisions=expect
-    )
-    event = EventReason.PLAN_STARTED if planning else EventReason.MIGRATION_STARTED
-    actions: tuple[Action, ...] = (CreateJob(job), PostEvent(event, message))
-    return Decision(new, actions, requeue_after=RUNNING_RESYNC_SECONDS)
-
-
-def _plan_start(plan: PlanStatus) -> tuple[str, ...]:
-    return tuple(r for r in (plan.from_revision or "").split(",") if r)
-
-
-def _adopt(
-    migration: Migration,
-    job: ObservedJob,
-    *,
-    attempt: int,
-    token: str | None,
-    now: datetime,
-    mode: RunMode = RunMode.APPLY,
-) -> Decision:
-    if job.owner_uid != migration.ref.uid:
-        message = (
-            f"a Job named {job.name} exists and is not owned by this DatabaseMigration "
-            f"(owner uid {job.owner_uid or 'none'}); delete it, then set the {RETRY_ANNOTATION} "
-            "annotation to run the migration"
-        )
-        if migration.status.phase is Phase.FAILED and migration.status.message == message:
-            return Decision(migration.status)  # reported already
-        new = _finish(
-            migration.status,
-            Phase.FAILED,
-            Reason.JOB_CONFLICT,
-            message,
-            now=now,
-            generation=migration.ref.generation,
-        )
-        return Decision(new, (PostEvent(EventReason.MIGRATION_FAILED, message, warning=True),))
-    message = f"adopted the existing Job {job.name} (attempt {attempt})"
-    new = _running(
-        migration,
-        JobStatus(name=job.name, uid=job.uid, attempt=attempt),
-        message,
-        token,
-        now=now,
-        mode=mode,
-    )
-    # Look again at once: the adopted Job may already have finished.
-    return Decision(new, (PostEvent(EventReason.JOB_ADOPTED, message),), requeue_after=0.0)
-
-
-def _running(
-    migration: Migration,
-    job: JobStatus,
-    message: str,
-    token: str | None,
-    *,
-    now: datetime,
-    mode: RunMode = RunMode.APPLY,
-) -> MigrationStatus:
-    ref, status = migration.ref, migration.status
-    phase = Phase.PLANNING if mode is RunMode.PLAN else Phase.RUNNING
-    new = _phase(status, phase, Reason.JOB_RUNNING, message, generation=ref.generation, now=now)
-    return replace(
-        new,
-        observed_generation=ref.generation,
-        target_revision=migration.spec.revision,
-        job=job,
-        attempts=job.attempt,
-        retry_token=token if token is not None else status.retry_token,
-        started_at=now,
-        finished_at=None,
-        duration_seconds=None,
-        message=message,
-        log_tail=None,
-        from_revision=status.current_revision,
-        applied_revisions=(),
-        # A new plan replaces the old one; an approved plan stays while it is applied.
-        plan=None if mode is RunMode.PLAN else status.plan,
-    )
-
-
-def _secret_missing(migration: Migration, state: SecretState | None, *, now: datetime) -> Decision:
-    ref, spec, status = migration.ref, migration.spec, migration.status
-    secret = spec.database.url_secret_ref
-    what = (
-        f"key {secret.key!r} not found in Secret {secret.name!r}"
-        if state is SecretState.MISSING_KEY
-        else f"Secret {secret.name!r} not found"
-    )
-    message = f"{what}: no Job is started until it exists (retrying with backoff)"
-    # Pending began when Reconciling (or, for a fresh migration, Ready) last flipped.
-    times = [
-        c.last_transition_time
-        for c in (find_condition(status.conditions, kind) for kind in _PENDING_MARKERS)
-        if c is not None and c.reason is Reason.SECRET_NOT_FOUND
-    ]
-    waiting_since = max(times) if times else now
-    elapsed = (now - waiting_since).total_seconds()
-    delay = min(max(elapsed / 2, SECRET_BACKOFF_MIN_SECONDS), SECRET_BACKOFF_MAX_SECONDS)
-    if status.phase is Phase.PENDING and status.message == message:
-        return Decision(status, requeue_after=delay)
-    new = replace(
-        _phase(
-            status,
-            Phase.PENDING,
-            Reason.SECRET_NOT_FOUND,
-            message,
-            generation=ref.generation,
-            now=now,
-        ),
-        message=message,
-        observed_generation=ref.generation,
-        target_revision=spec.revision,
-    )
-    return Decision(
-        new, (PostEvent(EventReason.SECRET_NOT_FOUND, message, warning=True),), requeue_after=delay
-    )
 
 
 # --- nothing to run ----------------------------------------------------------------------------
@@ -493,124 +301,3 @@ def _settled(migration: Migration, observed: Observation, *, now: datetime) -> D
         return Decision(status, requeue_after=(expires - now).total_seconds())
     message = f"deleted the succeeded Job {job.name} (ttlSecondsAfterFinished {ttl})"
     return Decision(status, (DeleteJob(job.name), PostEvent(EventReason.JOB_CLEANED_UP, message)))
-
-
-def _phase(
-    status: MigrationStatus,
-    phase: Phase,
-    reason: Reason,
-    message: str,
-    *,
-    generation: int,
-    now: datetime,
-) -> MigrationStatus:
-    conditions = conditions_for_phase(
-        status.conditions, phase, reason=reason, message=message, generation=generation, now=now
-    )
-    return replace(status, phase=phase, conditions=conditions)
-
-
-# --- plans and approvals ----------------------------------------------------------------------
-
-
-def _planned(
-    migration: Migration, job: ObservedJob, outcome: Outcome, *, now: datetime
-) -> Decision:
-    """A plan Job finished: store the plan, then wait for approval (or stop: dryRun)."""
-    result, ref, spec = outcome.result, migration.ref, migration.spec
-    if result is None or result.plan is None:
-        failed = Outcome(False, Reason.MIGRATION_FAILED, "the plan Job reported no plan")
-        return _outcome(migration, job, failed, now=now)
-    if not result.plan.revisions:  # nothing to apply: nothing to approve
-        done = Outcome(True, Reason.UP_TO_DATE, result.message, result=result, pod=outcome.pod)
-        return _outcome(migration, job, done, now=now)
-    rendered = render_plan(
-        migration, result, output=(outcome.pod.output if outcome.pod else "") or ""
-    )
-    summary = result.plan
-    plan = PlanStatus(
-        hash=rendered.hash,
-        revisions=summary.revisions,
-        direction=summary.direction,
-        destructive=summary.destructive,
-        sql_config_map=str(rendered.config_map["metadata"]["name"]),
-        generation=ref.generation,
-        from_revision=",".join(result.from_revisions),
-        image=spec.image,
-    )
-    shape = (
-        f"plan {rendered.hash}: {summary.direction} {', '.join(result.from_revisions) or 'base'}"
-        f" -> {spec.revision} ({len(summary.revisions)} revision(s)"
-        + (", DESTRUCTIVE" if summary.destructive else "")
-        + ")"
-    )
-    if spec.dry_run:
-        message = f"dry run: {shape}; nothing was applied (SQL in ConfigMap {plan.sql_config_map})"
-        phase, reason, event = Phase.SUCCEEDED, Reason.PLANNED, EventReason.DRY_RUN_PLANNED
-    else:
-        message = (
-            f"{shape} awaits approval: kubectl annotate dbm/{ref.name} "
-            f"{APPROVE_ANNOTATION}={rendered.hash} (or: alembic-operator approve {ref.name})"
-        )
-        phase, reason, event = (
-            Phase.AWAITING_APPROVAL,
-            Reason.APPROVAL_PENDING,
-            EventReason.APPROVAL_PENDING,
-        )
-    new = _finish(migration.status, phase, reason, message, now=now, generation=ref.generation)
-    new = replace(
-        new,
-        plan=plan,
-        from_revision=plan.from_revision or None,
-        current_revision=plan.from_revision or None,
-        applied_revisions=(),
-    )
-    actions: tuple[Action, ...] = (CreateConfigMap(rendered.config_map), PostEvent(event, message))
-    return Decision(new, actions)
-
-
-def _awaiting(
-    migration: Migration, observed: Observation, *, now: datetime, runner_image: str
-) -> Decision:
-    """AwaitingApproval: only an annotation naming this exact plan moves it on."""
-    status, plan = migration.status, migration.status.plan
-    verdict = approval(migration)
-    if verdict is Approval.APPROVED:
-        return _start(migration, observed, now=now, runner_image=runner_image)
-    if verdict is Approval.REJECTED:
-        message = f"plan {plan.hash if plan else '?'} was rejected; nothing was applied"
-        new = _finish(
-            status,
-            Phase.FAILED,
-            Reason.APPROVAL_REJECTED,
-            message,
-            now=now,
-            generation=migration.ref.generation,
-        )
-        return Decision(new, (PostEvent(EventReason.MIGRATION_FAILED, message, warning=True),))
-    if verdict is Approval.MISMATCH:
-        message = (
-            f"the approve/reject annotation names another plan; the current plan is "
-            f"{plan.hash if plan else '?'} (it was rendered again: check it, then approve it)"
-        )
-        if status.message == message:
-            return Decision(status)
-        new = replace(status, message=message)
-        return Decision(new, (PostEvent(EventReason.APPROVAL_MISMATCH, message, warning=True),))
-    return Decision(status)
-
-
-def _plan_outdated(migration: Migration, outcome: Outcome, *, now: datetime) -> Decision:
-    """The database moved after the plan was approved: render a new plan, nothing applied."""
-    message = f"{outcome.message}; rendering a new plan to approve"
-    new = _phase(
-        migration.status,
-        Phase.PENDING,
-        Reason.PLAN_OUTDATED,
-        message,
-        generation=migration.ref.generation,
-        now=now,
-    )
-    new = replace(new, plan=None, message=message)
-    event = PostEvent(EventReason.PLAN_OUTDATED, message, warning=True)
-    return Decision(new, (event,), requeue_after=0.0)

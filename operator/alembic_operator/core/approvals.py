@@ -1,0 +1,120 @@
+"""Plans and approval in the decision: record a plan, wait for approval, replan when outdated.
+
+Called by :func:`alembic_operator.core.decisions.decide` (which starts the Jobs); pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from alembic_operator.core.outcomes import Outcome
+from alembic_operator.core.plans import APPROVE_ANNOTATION, Approval, render_plan
+from alembic_operator.core.transitions import finished, with_phase
+from alembic_operator.model.actions import (
+    Action,
+    CreateConfigMap,
+    Decision,
+    EventReason,
+    PostEvent,
+)
+from alembic_operator.model.migrations import Migration
+from alembic_operator.model.reasons import Reason
+from alembic_operator.model.status import Phase, PlanStatus
+
+
+def has_changes(outcome: Outcome) -> bool:
+    """Whether a successful plan run found something to approve (else it simply succeeded)."""
+    result = outcome.result
+    return result is not None and result.plan is not None and bool(result.plan.revisions)
+
+
+def record_plan(migration: Migration, outcome: Outcome, *, now: datetime) -> Decision:
+    """A plan Job finished: store the plan, then wait for approval (or stop: dryRun)."""
+    result, ref, spec = outcome.result, migration.ref, migration.spec
+    assert result is not None and result.plan is not None  # see has_changes()
+    rendered = render_plan(
+        migration, result, output=(outcome.pod.output if outcome.pod else "") or ""
+    )
+    summary = result.plan
+    plan = PlanStatus(
+        hash=rendered.hash,
+        revisions=summary.revisions,
+        direction=summary.direction,
+        destructive=summary.destructive,
+        sql_config_map=str(rendered.config_map["metadata"]["name"]),
+        generation=ref.generation,
+        from_revision=",".join(result.from_revisions),
+        image=spec.image,
+    )
+    shape = (
+        f"plan {rendered.hash}: {summary.direction} {', '.join(result.from_revisions) or 'base'}"
+        f" -> {spec.revision} ({len(summary.revisions)} revision(s)"
+        + (", DESTRUCTIVE" if summary.destructive else "")
+        + ")"
+    )
+    if spec.dry_run:
+        message = f"dry run: {shape}; nothing was applied (SQL in ConfigMap {plan.sql_config_map})"
+        phase, reason, event = Phase.SUCCEEDED, Reason.PLANNED, EventReason.DRY_RUN_PLANNED
+    else:
+        message = (
+            f"{shape} awaits approval: kubectl annotate dbm/{ref.name} "
+            f"{APPROVE_ANNOTATION}={rendered.hash} (or: alembic-operator approve {ref.name})"
+        )
+        phase, reason, event = (
+            Phase.AWAITING_APPROVAL,
+            Reason.APPROVAL_PENDING,
+            EventReason.APPROVAL_PENDING,
+        )
+    new = finished(migration.status, phase, reason, message, now=now, generation=ref.generation)
+    new = replace(
+        new,
+        plan=plan,
+        from_revision=plan.from_revision or None,
+        current_revision=plan.from_revision or None,
+        applied_revisions=(),
+    )
+    actions: tuple[Action, ...] = (CreateConfigMap(rendered.config_map), PostEvent(event, message))
+    return Decision(new, actions)
+
+
+def awaiting_approval(migration: Migration, verdict: Approval, *, now: datetime) -> Decision:
+    """AwaitingApproval, not approved: a rejection, a mismatch to report, or nothing."""
+    status, plan = migration.status, migration.status.plan
+    if verdict is Approval.REJECTED:
+        message = f"plan {plan.hash if plan else '?'} was rejected; nothing was applied"
+        new = finished(
+            status,
+            Phase.FAILED,
+            Reason.APPROVAL_REJECTED,
+            message,
+            now=now,
+            generation=migration.ref.generation,
+        )
+        return Decision(new, (PostEvent(EventReason.MIGRATION_FAILED, message, warning=True),))
+    if verdict is Approval.MISMATCH:
+        message = (
+            f"the approve/reject annotation names another plan; the current plan is "
+            f"{plan.hash if plan else '?'} (it was rendered again: check it, then approve it)"
+        )
+        if status.message == message:
+            return Decision(status)
+        new = replace(status, message=message)
+        return Decision(new, (PostEvent(EventReason.APPROVAL_MISMATCH, message, warning=True),))
+    return Decision(status)
+
+
+def plan_outdated(migration: Migration, outcome: Outcome, *, now: datetime) -> Decision:
+    """The database moved after the plan was approved: render a new plan, nothing applied."""
+    message = f"{outcome.message}; rendering a new plan to approve"
+    new = with_phase(
+        migration.status,
+        Phase.PENDING,
+        Reason.PLAN_OUTDATED,
+        message,
+        generation=migration.ref.generation,
+        now=now,
+    )
+    new = replace(new, plan=None, message=message)
+    event = PostEvent(EventReason.PLAN_OUTDATED, message, warning=True)
+    return Decision(new, (event,), requeue_after=0.0)
