@@ -1,8 +1,8 @@
 """The chart's RBAC against the code: every call the operator makes is granted, nothing more.
 
 The required permissions are derived from the source, not from a hand-kept list:
-- ``controller/kubeapi.py``: every ``self._<api>.<method>`` call of the Kubernetes client
-  (``read_namespaced_job`` -> batch jobs get, ``read_namespaced_pod_log`` -> pods/log get, ...);
+- ``controller/kubeapi.py``: every ``self._call(verb, RESOURCE, ..., subresource=...)`` of the
+  adapter (``"get", JOBS`` -> batch jobs get, ``"get", PODS, subresource="log"`` -> pods/log get);
 - ``controller/handlers.py``: every resource a kopf handler watches (list + watch).
 """
 
@@ -18,23 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from alembic_operator.controller.kubeapi import PLURAL
-from alembic_operator.model.spec import GROUP
+from alembic_operator.controller import kubeapi
 from tests.delivery.conftest import VALUE_SETS
 from tests.delivery.tools import REPO, render
 
 CONTROLLER = REPO / "operator" / "alembic_operator" / "controller"
-API_GROUPS = {"CoreV1Api": "", "BatchV1Api": "batch", "AppsV1Api": "apps"}
-VERBS = {
-    "read": "get",
-    "get": "get",  # CustomObjectsApi
-    "list": "list",
-    "create": "create",
-    "delete": "delete",
-    "patch": "patch",
-    "replace": "update",
-}
-SUBRESOURCES = {"log", "status", "scale", "binding", "eviction", "ephemeralcontainers", "resize"}
 # kopf handlers that watch their resource (admission handlers, on.mutate/on.validate, do not).
 WATCHING = {"event", "create", "update", "delete", "resume", "field", "timer", "daemon", "index"}
 # Rules the chart adds for kopf itself, checked separately (peering, cluster observation).
@@ -43,52 +31,47 @@ KOPF_GROUPS = {"kopf.dev", "apiextensions.k8s.io"}
 Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 
-def plural(kind: str) -> str:
-    if kind.endswith(("s", "x", "ch", "sh")):
-        return kind + "es"
-    if kind.endswith("y") and kind[-2:-1] not in "aeiou":
-        return kind[:-1] + "ies"
-    return kind + "s"
-
-
-def client_permission(api_class: str, method: str) -> list[Permission]:
-    match = re.fullmatch(r"(read|get|list|create|delete|patch|replace)_(namespaced_)?(\w+?)"
-                         r"(_for_all_namespaces)?", method)  # fmt: skip
-    assert match, f"kubeapi.py calls {method}: not a verb this test knows; extend it"
-    verb, what = VERBS[match.group(1)], match.group(3)
-    if api_class == "CustomObjectsApi":
-        assert what.startswith("custom_object"), method
-        sub = what.removeprefix("custom_object").lstrip("_")
-        return [(GROUP, PLURAL + (f"/{sub}" if sub else ""), verb)]
-    assert api_class in API_GROUPS, f"kubeapi.py uses {api_class}: add its API group here"
-    words = what.split("_")
-    sub = words.pop() if len(words) > 1 and words[-1] in SUBRESOURCES else None
-    resource = plural("".join(words)) + (f"/{sub}" if sub else "")
-    return [(API_GROUPS[api_class], resource, verb)]
+def call_permission(verb: str, resource: kubeapi.Resource, subresource: str | None) -> Permission:
+    assert verb in kubeapi.METHODS, f"kubeapi.py uses verb {verb!r}: not one it can send"
+    return (resource.group, resource.plural + (f"/{subresource}" if subresource else ""), verb)
 
 
 def kubeapi_permissions(path: Path = CONTROLLER / "kubeapi.py") -> set[Permission]:
+    """Every ``self._call("<verb>", <RESOURCE>, ..., subresource=...)`` of the adapter.
+
+    Each argument that decides the permission must be a literal (or a module-level
+    :class:`~alembic_operator.controller.kubeapi.Resource`), so the derivation cannot miss one;
+    and only ``_send`` (below ``_call``) may touch the HTTP session.
+    """
     tree = ast.parse(path.read_text())
-    apis: dict[str, str] = {}  # self._batch -> BatchV1Api
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Attribute)
-            and node.value.func.attr.endswith("Api")
-        ):
-            for target in node.targets:
-                if isinstance(target, ast.Attribute):
-                    apis[target.attr] = node.value.func.attr
     found: set[Permission] = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Attribute)
-            and node.value.attr in apis
-            and not node.attr.startswith("_")
-        ):
-            found.update(client_permission(apis[node.value.attr], node.attr))
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "_session"
+                and function.name not in ("__init__", "open", "close", "_send")
+            ):
+                raise AssertionError(f"kubeapi.py: {function.name} uses the session directly")
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and ast.unparse(node.func) == "self._call"
+            ):
+                continue
+            verb, resource = node.args[0], node.args[1]
+            assert isinstance(verb, ast.Constant), ast.unparse(node)
+            assert isinstance(resource, ast.Name), ast.unparse(node)
+            value = getattr(kubeapi, resource.id)
+            assert isinstance(value, kubeapi.Resource), ast.unparse(node)
+            sub = next((k.value for k in node.keywords if k.arg == "subresource"), None)
+            assert sub is None or isinstance(sub, ast.Constant), ast.unparse(node)
+            found.add(call_permission(verb.value, value, sub.value if sub else None))
+    assert not any(isinstance(n, ast.keyword) and n.arg is None for n in ast.walk(tree)), (
+        "kubeapi.py passes **kwargs somewhere: the derivation cannot see through it"
+    )
     return found
 
 
@@ -168,21 +151,36 @@ def test_derivation_reads_the_calls_it_should() -> None:
         assert expected in perms
 
 
+def test_every_request_goes_through_a_derivable_call() -> None:
+    """The derivation sees every request: one ``_call`` per method, each literal."""
+    tree = ast.parse((CONTROLLER / "kubeapi.py").read_text())
+    (api,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "KubeApi"]
+    public = [
+        f for f in api.body if isinstance(f, ast.AsyncFunctionDef) and not f.name.startswith("_")
+    ]
+    calling = {
+        f.name
+        for f in public
+        for n in ast.walk(f)
+        if isinstance(n, ast.Call) and ast.unparse(n.func) == "self._call"
+    }
+    assert {f.name for f in public} - {"open", "close"} == calling
+
+
 @pytest.mark.parametrize(
-    ("api", "method", "permission"),
+    ("verb", "resource", "subresource", "permission"),
     [
-        ("CoreV1Api", "read_namespaced_pod_log", ("", "pods/log", "get")),
-        ("CoreV1Api", "list_pod_for_all_namespaces", ("", "pods", "list")),
-        ("CoreV1Api", "read_namespaced_config_map", ("", "configmaps", "get")),
-        ("AppsV1Api", "patch_namespaced_deployment_scale", ("apps", "deployments/scale", "patch")),
-        ("BatchV1Api", "replace_namespaced_job_status", ("batch", "jobs/status", "update")),
-        ("CoreV1Api", "create_namespaced_event", ("", "events", "create")),
+        ("get", kubeapi.PODS, "log", ("", "pods/log", "get")),
+        ("list", kubeapi.PODS, None, ("", "pods", "list")),
+        ("patch", kubeapi.MIGRATIONS, "status", ("alembic-operator.dev", "databasemigrations/status", "patch")),
+        ("create", kubeapi.EVENTS, None, ("", "events", "create")),
+        ("patch", kubeapi.DEPLOYMENTS, None, ("apps", "deployments", "patch")),
     ],
-)
-def test_client_method_names_map_to_permissions(
-    api: str, method: str, permission: Permission
+)  # fmt: skip
+def test_calls_map_to_permissions(
+    verb: str, resource: kubeapi.Resource, subresource: str | None, permission: Permission
 ) -> None:
-    assert client_permission(api, method) == [permission]
+    assert call_permission(verb, resource, subresource) == permission
 
 
 # --- the rendered rules -------------------------------------------------------------------------

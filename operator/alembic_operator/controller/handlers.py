@@ -55,7 +55,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     configure(settings)
     webhooks.configure(settings)  # the gate's admission webhook: off unless a port is given
     runner_image = os.environ.get(RUNNER_IMAGE_ENV) or DEFAULT_RUNNER_IMAGE
-    memo["reconciler"] = Reconciler(KubeApi(load_client()), runner_image=runner_image)
+    api = KubeApi(load_client())
+    await api.open()  # one HTTP session for the operator's lifetime, closed in stop()
+    memo["api"] = api
+    memo["reconciler"] = Reconciler(api, runner_image=runner_image)
     logging.getLogger("alembic_operator").info("runner image: %s", runner_image)
     # A fresh registry per start; the port comes from --metrics-port (via the environment).
     metrics.start(metrics.port_from_env())
@@ -64,6 +67,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo["reconciler"].close()
+    await memo["api"].close()
     metrics.stop()
 
 

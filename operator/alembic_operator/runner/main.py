@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from alembic.config import Config
@@ -44,13 +44,12 @@ from alembic_operator.runner.database import (
 )
 from alembic_operator.runner.scripts import (
     current_revisions,
-    downgrade,
     load_config,
     load_scripts,
+    migrate_online,
     offline_sql,
     resolve_target,
     revision_graph,
-    upgrade,
 )
 from alembic_operator.runner.settings import RunnerSettings, SettingsError, parse_settings
 
@@ -174,19 +173,44 @@ def _run_locked(settings: RunnerSettings, lock: DatabaseLock) -> RunnerResult:
     target = resolve_target(scripts, settings.revision)
     if settings.lock == "advisory":
         lock.acquire()
+    if settings.mode != "plan":
+        # One env.py run reads the current revision (under the lock), classifies, and applies.
+        return _apply(settings, cfg=cfg, scripts=scripts, graph=graph, target=target)
     current = _read_current(cfg, scripts)
+    classified = _classify(settings, graph=graph, target=target, current=current)
+    if classified.assessment is None or not classified.proceed:
+        return classified.result
+    return _plan(
+        settings, cfg=cfg, assessment=classified.assessment, current=current, base=classified.result
+    )
+
+
+@dataclass(frozen=True)
+class Classified:
+    """The classification of a run: a final result, or the base of one that goes on."""
+
+    result: RunnerResult
+    assessment: Assessment | None = None
+    proceed: bool = False  # render the plan / run the migrations
+
+
+def _classify(
+    settings: RunnerSettings, *, graph: RevisionGraph, target: Target, current: tuple[str, ...]
+) -> Classified:
     if settings.expect_revisions is not None and set(current) != set(settings.expect_revisions):
         expected = ", ".join(settings.expect_revisions) or "base"
-        return RunnerResult(
-            Reason.PLAN_OUTDATED,
-            mode=settings.mode,
-            target_revision=settings.revision,
-            from_revisions=current,
-            to_revisions=current,
-            message=(
-                f"the approved plan started from {expected}, but the database is at "
-                f"{', '.join(current) or 'base'}: the plan is outdated and nothing was changed"
-            ),
+        return Classified(
+            RunnerResult(
+                Reason.PLAN_OUTDATED,
+                mode=settings.mode,
+                target_revision=settings.revision,
+                from_revisions=current,
+                to_revisions=current,
+                message=(
+                    f"the approved plan started from {expected}, but the database is at "
+                    f"{', '.join(current) or 'base'}: the plan is outdated and nothing was changed"
+                ),
+            )
         )
     assessment = assess(
         graph, current=current, target=target, allow_downgrade=settings.allow_downgrade
@@ -201,15 +225,10 @@ def _run_locked(settings: RunnerSettings, lock: DatabaseLock) -> RunnerResult:
         message=assessment.message,
     )
     log.info("database at %s; %s", ", ".join(current) or "base", assessment.message)
-    if assessment.is_refusal:
-        return base
-    if settings.mode == "plan":
-        return _plan(settings, cfg=cfg, assessment=assessment, current=current, base=base)
-    if assessment.reason is Reason.UP_TO_DATE:
-        return base
-    return _apply(
-        cfg=cfg, scripts=scripts, graph=graph, assessment=assessment, target=target, base=base
+    proceed = not assessment.is_refusal and (
+        settings.mode == "plan" or assessment.reason is not Reason.UP_TO_DATE
     )
+    return Classified(base, assessment, proceed=proceed)
 
 
 def _read_current(cfg: Config, scripts: ScriptDirectory) -> tuple[str, ...]:
@@ -218,12 +237,16 @@ def _read_current(cfg: Config, scripts: ScriptDirectory) -> tuple[str, ...]:
     except RunnerFailure:
         raise
     except Exception as exc:
-        reason = classify_error(exc, connecting=True)
-        if reason is Reason.MIGRATION_FAILED:
-            reason = Reason.INVALID_CONFIGURATION
-        raise RunnerFailure(
-            reason, f"cannot read the database's current revision: {describe(exc)}"
-        ) from None
+        raise _read_failure(exc) from None
+
+
+def _read_failure(exc: Exception) -> RunnerFailure:
+    if isinstance(exc, RunnerFailure):
+        return exc
+    reason = classify_error(exc, connecting=True)
+    if reason is Reason.MIGRATION_FAILED:
+        reason = Reason.INVALID_CONFIGURATION
+    return RunnerFailure(reason, f"cannot read the database's current revision: {describe(exc)}")
 
 
 def _plan(
@@ -277,22 +300,35 @@ def _write_sql(sql: str, path: str | None) -> None:
 
 
 def _apply(
+    settings: RunnerSettings,
     *,
     cfg: Config,
     scripts: ScriptDirectory,
     graph: RevisionGraph,
-    assessment: Assessment,
     target: Target,
-    base: RunnerResult,
 ) -> RunnerResult:
-    run_command = downgrade if assessment.direction == DOWNGRADE else upgrade
-    error: Exception | None = None
-    try:
-        run_command(cfg, target.spec)
-    except Exception as exc:
-        error = exc
-        log.error("migration failed: %s", describe(exc))
-    after = _read_current(cfg, scripts)
+    classified: list[Classified] = []
+
+    def decide(current: tuple[str, ...]) -> str | None:
+        """Called by Alembic before any DDL: the direction to run, or None for nothing."""
+        classified.append(_classify(settings, graph=graph, target=target, current=current))
+        done = classified[-1]
+        return done.assessment.direction if done.proceed and done.assessment else None
+
+    run = migrate_online(cfg, scripts, destination=target.spec, decide=decide)
+    if run.direction is None:  # nothing ran: a failure was a failure to read the revision
+        if run.error is not None:
+            raise _read_failure(run.error)
+        if not classified:  # env.py never ran the migrations: the database reads as base
+            decide(())
+        if not classified[0].proceed:
+            return classified[0].result
+    base, assessment = classified[0].result, classified[0].assessment
+    assert assessment is not None
+    error = run.error
+    if error is not None:
+        log.error("migration failed: %s", describe(error))
+    after = run.after if error is None and run.after is not None else _read_current(cfg, scripts)
     done, first_missing = progress(assessment, graph, after=after)
     result = replace(base, to_revisions=after, applied_revisions=done)
     if error is not None:

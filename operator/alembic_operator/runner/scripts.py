@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -117,12 +119,99 @@ def current_revisions(cfg: Config, scripts: ScriptDirectory) -> tuple[str, ...]:
     return tuple(sorted(heads))
 
 
-def upgrade(cfg: Config, target: str) -> None:
-    command.upgrade(cfg, target)
+@dataclass
+class OnlineRun:
+    """What one run of env.py did (:func:`migrate_online`)."""
+
+    # The database's revisions, read under the lock before anything ran; None when env.py
+    # never ran the migrations.
+    current: tuple[str, ...] | None = None
+    # The direction ``decide`` chose: None when nothing was run (no-op, refusal).
+    direction: str | None = None
+    # The revisions read after the last step, on the same connection; None when not read.
+    after: tuple[str, ...] | None = None
+    # What env.py raised, if anything.
+    error: Exception | None = None
 
 
-def downgrade(cfg: Config, target: str) -> None:
-    command.downgrade(cfg, target)
+def migrate_online(
+    cfg: Config,
+    scripts: ScriptDirectory,
+    *,
+    destination: str,
+    decide: Callable[[tuple[str, ...]], str | None],
+) -> OnlineRun:
+    """Read the current revisions, let ``decide`` classify them, and run what it chose.
+
+    One run of the application's env.py does it all, as ``alembic.command.upgrade`` /
+    ``downgrade`` would with the already loaded script directory: the migration function
+    receives the current heads, calls ``decide`` (before any DDL, the version table included)
+    and returns no steps for a no-op or a refusal, otherwise Alembic's own steps towards
+    ``destination`` ("upgrade" or "downgrade"). After the last step the heads are read again
+    on the same connection when it is outside a transaction (every step committed); otherwise
+    ``after`` stays None and the caller reads them separately. Exceptions from ``decide`` are
+    raised once env.py has finished.
+    """
+    run = OnlineRun()
+    internal: list[BaseException] = []
+
+    def migrations(heads: tuple[str, ...], context: Any) -> Any:
+        if run.current is not None:  # env.py runs the migrations again: follow the decision
+            return _steps(scripts, run.direction, destination, heads)
+        run.current = tuple(sorted(heads))
+        try:
+            run.direction = decide(run.current)
+        except BaseException as exc:  # our own bug: raised again after env.py
+            internal.append(exc)
+            return []
+        if run.direction is None:
+            return []
+        if not heads:  # what run_migrations does itself without dont_mutate
+            context._ensure_version_table()
+        steps = _steps(scripts, run.direction, destination, heads)
+        return _then_read_heads(steps, context, run)
+
+    try:
+        with EnvironmentContext(
+            cfg,
+            scripts,
+            fn=migrations,
+            as_sql=False,
+            starting_rev=None,
+            destination_rev=destination,
+            tag=None,
+            dont_mutate=True,
+        ):
+            scripts.run_env()
+    except Exception as exc:
+        run.error = exc
+    if internal:
+        raise internal[0]
+    return run
+
+
+def _steps(
+    scripts: ScriptDirectory, direction: str | None, destination: str, heads: tuple[str, ...]
+) -> list[Any]:
+    if direction == "upgrade":
+        return scripts._upgrade_revs(destination, heads)  # type: ignore[arg-type]
+    if direction == "downgrade":
+        return scripts._downgrade_revs(destination, heads)  # type: ignore[arg-type]
+    return []
+
+
+def _then_read_heads(steps: list[Any], context: Any, run: OnlineRun) -> Iterator[Any]:
+    yield from steps
+    # Alembic asks for the next step after the last one committed: read where the database is.
+    # Inside a transaction (no transaction_per_migration, or an external one) a failed read
+    # would abort the migrations' own transaction: leave it to the caller then.
+    connection = context.connection
+    if connection is None or connection.in_transaction():
+        return
+    try:
+        run.after = tuple(sorted(context.get_current_heads()))
+    except Exception:  # the caller reads again, and reports that read's failure
+        run.after = None
 
 
 def offline_sql(cfg: Config, *, direction: str, current: tuple[str, ...], target: str) -> str:
