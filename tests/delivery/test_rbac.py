@@ -172,7 +172,7 @@ def test_every_request_goes_through_a_derivable_call() -> None:
     [
         ("get", kubeapi.PODS, "log", ("", "pods/log", "get")),
         ("list", kubeapi.PODS, None, ("", "pods", "list")),
-        ("patch", kubeapi.MIGRATIONS, "status", ("alembic-operator.dev", "databasemigrations/status", "patch")),
+        ("patch", kubeapi.MIGRATIONS, "status", (kubeapi.GROUP, "databasemigrations/status", "patch")),  # noqa: E501
         ("create", kubeapi.EVENTS, None, ("", "events", "create")),
         ("patch", kubeapi.DEPLOYMENTS, None, ("apps", "deployments", "patch")),
     ],

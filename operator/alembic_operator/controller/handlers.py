@@ -76,11 +76,13 @@ async def migration_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any)
     meta, reconciler = body.metadata, memo["reconciler"]
     key = (str(meta.namespace), str(meta.name))
     if type == "DELETED":
+        memo["api"].migration_gone(*key)
         reconciler.forget(str(meta.uid), key)
         metrics.forget(*key, uid=str(meta.uid))
         reconciler.migration_deleted(key)  # releases the Deployments it held
         return
     reconciler.remember(str(meta.uid), key)
+    memo["api"].migration_seen(body)  # the reconcile reads it instead of a GET
     reconciler.migration_seen(body)
     reconciler.trigger(key)
 

@@ -7,7 +7,9 @@ into :mod:`alembic_operator.errors`. The official ``kubernetes`` package only *l
 credentials (every kubeconfig and in-cluster credential kind): only ``kubernetes.config`` and
 ``kubernetes.client.Configuration`` are imported, lazily, never the generated API classes (they
 cost ~26 MiB of RSS). A 401 re-reads the credentials once (rotated or expiring tokens). Secret
-values never leave :meth:`KubeApi.read_secret_keys`: only the key names do.
+values never leave :meth:`KubeApi.read_secret_keys`: only the key names do. Two small caches
+save requests in bursts: migration bodies from the watch (:meth:`KubeApi.migration_seen`, the
+status patch stays resourceVersion-guarded) and a Secret's key names for a few seconds.
 
 Every request names its RBAC verb and a module-level :class:`Resource` (``self._call("get",
 JOBS, ...)``): tests/delivery/test_rbac.py reads those calls to prove the chart grants exactly
@@ -17,12 +19,14 @@ what this module uses, so keep them literal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -94,8 +98,9 @@ def load_client() -> Configuration:
     sandbox, the tests) point the operator at a cluster chosen after start-up. Blocking (a
     kubeconfig may run an exec plugin): call it from a thread inside the event loop.
     """
-    import kubernetes.config
-    from kubernetes.client import Configuration
+    # Lazy, and never the generated API classes (kubernetes.client exports them lazily).
+    import kubernetes.config  # noqa: PLC0415
+    from kubernetes.client import Configuration  # noqa: PLC0415
 
     config = Configuration()
     try:
@@ -182,6 +187,7 @@ class KubeApi:
         self._auth_generation = 0
         self._auth_lock = asyncio.Lock()
         self._secret_keys: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+        self._migrations: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def open(self) -> None:
         if self._session is not None:
@@ -281,40 +287,75 @@ class KubeApi:
                 return  # another request refreshed them meanwhile
             try:
                 found = await asyncio.to_thread(self._reload)
-            except Exception:  # noqa: BLE001 - keep the old ones; the 401 is reported
+            except Exception:  # keep the old ones; the 401 is reported
                 found = self._credentials
             self._credentials = found
             self._auth_generation += 1
 
     # --- DatabaseMigrations ---------------------------------------------------------------
 
+    def migration_seen(self, body: Mapping[str, Any]) -> None:
+        """A migration's body from the watch: :meth:`get_migration` answers from the newest seen.
+
+        Like an informer's cache: the watch delivers every change, each change triggers a
+        reconcile, and a status patch based on a stale body fails with 409 Conflict (it carries
+        the resourceVersion), which drops the entry so the retry reads the API. Only integer
+        resourceVersions (etcd revisions) are compared; others are never cached.
+        """
+        self._remember_migration(body)
+
+    def migration_gone(self, namespace: str, name: str) -> None:
+        self._migrations.pop((namespace, name), None)
+
+    def _remember_migration(self, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        version = _version(body)
+        if version is None:
+            self._migrations.pop(key, None)
+            return
+        cached = self._migrations.get(key)
+        if cached is None or (_version(cached) or 0) < version:
+            self._migrations[key] = deepcopy(dict(body))
+
     async def get_migration(self, namespace: str, name: str) -> dict[str, Any] | None:
+        cached = self._migrations.get((namespace, name))
+        if cached is not None:
+            return deepcopy(cached)
         try:
-            return dict(
+            body = dict(
                 await self._call(
                     "get", MIGRATIONS, namespace, name, what=f"get {KIND} {namespace}/{name}"
                 )
             )
         except NotFound:
             return None
+        self._remember_migration(body)
+        return body
 
     async def patch_migration_status(
         self, namespace: str, name: str, *, status: Mapping[str, Any], resource_version: str
     ) -> dict[str, Any]:
         """Merge-patch the status subresource; 409 Conflict when ``resource_version`` is stale."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status)}
-        return dict(
-            await self._call(
-                "patch",
-                MIGRATIONS,
-                namespace,
-                name,
-                subresource="status",
-                body=body,
-                content_type=MERGE_PATCH,
-                what=f"patch {KIND} {namespace}/{name} status",
+        try:
+            stored = dict(
+                await self._call(
+                    "patch",
+                    MIGRATIONS,
+                    namespace,
+                    name,
+                    subresource="status",
+                    body=body,
+                    content_type=MERGE_PATCH,
+                    what=f"patch {KIND} {namespace}/{name} status",
+                )
             )
-        )
+        except ApiError:
+            self._migrations.pop((namespace, name), None)  # stale (409) or unknown: read again
+            raise
+        self._remember_migration(stored)
+        return stored
 
     # --- Jobs and pods ----------------------------------------------------------------------
 
@@ -506,6 +547,13 @@ class KubeApi:
         )
 
 
+def _version(body: Mapping[str, Any]) -> int | None:
+    try:
+        return int(str((body.get("metadata") or {}).get("resourceVersion")))
+    except ValueError:
+        return None
+
+
 def _translate(what: str, status: int, raw: bytes) -> ApiError:
     reason, detail, phrase = "", "", ""
     try:
@@ -513,10 +561,8 @@ def _translate(what: str, status: int, raw: bytes) -> ApiError:
         reason, detail = str(body.get("reason", "")), str(body.get("message", ""))
     except (TypeError, ValueError, AttributeError):
         detail = raw.decode("utf-8", errors="replace")[:500]
-    try:
+    with contextlib.suppress(ValueError):
         phrase = HTTPStatus(status).phrase
-    except ValueError:
-        pass
     message = f"{what}: {status} {reason or phrase}: {detail}".rstrip(": ")
     if status == 404:
         return NotFound(message, status=status, reason=reason)

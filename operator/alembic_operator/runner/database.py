@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ _LOCK_POLL_SECONDS = 0.1
 _MYSQL_LOCK_WAIT_TIMEOUT = 1205
 _MYSQL_STATEMENT_TIMEOUTS = frozenset({1969, 3024})
 _MYSQL_CONNECTION_LOST = frozenset({2002, 2003, 2005, 2006, 2013, 2055})
+_ADVISORY_LOCK_BACKENDS = ("postgresql", "mysql", "mariadb")
 
 
 class RunnerFailure(Exception):
@@ -114,13 +116,26 @@ class DatabaseLock:
         self._timeout = timeout_seconds
         self._connection: Connection | None = None
         self._release_sql: tuple[str, dict[str, Any]] | None = None
+        self._early: EarlySession | None = None
+
+    def open_session_early(self) -> None:
+        """Start opening the lock's session in the background; :meth:`acquire` waits for it.
+
+        Only the connection (an idle session: no lock, no query, no snapshot) is made early, so
+        its round trips overlap the loading of the scripts; a connection error is still
+        reported by :meth:`acquire`, and a run that ends before it never sees one.
+        """
+        if self._early is None and self._engine.dialect.name in _ADVISORY_LOCK_BACKENDS:
+            self._early = EarlySession(self._engine)
 
     def acquire(self) -> None:
         backend = self._engine.dialect.name
-        if backend not in ("postgresql", "mysql", "mariadb"):
+        if backend not in _ADVISORY_LOCK_BACKENDS:
             log.info("%s has no advisory locks: relying on its own write lock", backend)
             return
-        self._connection = connect(self._engine).execution_options(isolation_level="AUTOCOMMIT")
+        early, self._early = self._early, None
+        conn = early.wait() if early is not None else connect(self._engine)
+        self._connection = conn.execution_options(isolation_level="AUTOCOMMIT")
         log.info("waiting up to %.0fs for the migration lock %r", self._timeout, self._name)
         if backend == "postgresql":
             self._acquire_postgresql(self._connection)
@@ -179,6 +194,9 @@ class DatabaseLock:
         return RunnerFailure(reason, f"could not take the migration lock: {describe(exc)}")
 
     def release(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:  # the run ended before it needed the lock
+            early.abandon()
         conn, self._connection = self._connection, None
         if conn is None:
             return
@@ -191,12 +209,58 @@ class DatabaseLock:
             conn.close()
 
 
+class EarlySession:
+    """A connection opened by a background thread: :meth:`DatabaseLock.open_session_early`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._mutex = threading.Lock()
+        self._abandoned = False
+        self._connection: Connection | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._open, name="alembic-operator-lock-session", daemon=True
+        )
+        self._thread.start()
+
+    def _open(self) -> None:
+        try:
+            conn = connect(self._engine)
+        except BaseException as exc:  # handed to the main thread by wait()
+            self._error = exc
+            return
+        with self._mutex:
+            if not self._abandoned:
+                self._connection = conn
+                return
+        conn.close()
+
+    def wait(self) -> Connection:
+        """The connection, or what connecting raised (``connect``'s RunnerFailure)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._connection is not None
+        return self._connection
+
+    def abandon(self) -> None:
+        """Close the connection when it arrives; do not wait for it."""
+        with self._mutex:
+            self._abandoned = True
+            conn, self._connection = self._connection, None
+        if conn is not None:
+            conn.close()
+
+
 def connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
     except sa.exc.DBAPIError as exc:
+        # A server error code wins even here: a tiny statement_timeout can cancel the
+        # dialect's first queries on a connection that did reach the server.
         raise RunnerFailure(
-            Reason.DATABASE_UNREACHABLE, f"cannot connect to the database: {describe(exc)}"
+            classify_error(exc, connecting=True),
+            f"cannot connect to the database: {describe(exc)}",
         ) from None
 
 

@@ -140,6 +140,8 @@ def run(settings: RunnerSettings) -> RunnerResult:
     lock = DatabaseLock(
         engine, name=settings.lock_name, timeout_seconds=settings.lock_timeout_seconds
     )
+    if settings.lock == "advisory":
+        lock.open_session_early()  # connects while the config and the scripts load
     try:
         return _run_locked(settings, lock)
     except RunnerFailure as failure:
