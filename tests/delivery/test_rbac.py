@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alembic_operator.controller import kubeapi
+from alembic_operator.controller import kubeapi, transport
 from tests.delivery.conftest import VALUE_SETS
 from tests.delivery.tools import REPO, render
 
@@ -31,8 +31,8 @@ KOPF_GROUPS = {"kopf.dev", "apiextensions.k8s.io"}
 Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 
-def call_permission(verb: str, resource: kubeapi.Resource, subresource: str | None) -> Permission:
-    assert verb in kubeapi.METHODS, f"kubeapi.py uses verb {verb!r}: not one it can send"
+def call_permission(verb: str, resource: transport.Resource, subresource: str | None) -> Permission:
+    assert verb in transport.METHODS, f"kubeapi.py uses verb {verb!r}: not one it can send"
     return (resource.group, resource.plural + (f"/{subresource}" if subresource else ""), verb)
 
 
@@ -65,7 +65,7 @@ def kubeapi_permissions(path: Path = CONTROLLER / "kubeapi.py") -> set[Permissio
             assert isinstance(verb, ast.Constant), ast.unparse(node)
             assert isinstance(resource, ast.Name), ast.unparse(node)
             value = getattr(kubeapi, resource.id)
-            assert isinstance(value, kubeapi.Resource), ast.unparse(node)
+            assert isinstance(value, transport.Resource), ast.unparse(node)
             sub = next((k.value for k in node.keywords if k.arg == "subresource"), None)
             assert sub is None or isinstance(sub, ast.Constant), ast.unparse(node)
             found.add(call_permission(verb.value, value, sub.value if sub else None))
@@ -73,6 +73,25 @@ def kubeapi_permissions(path: Path = CONTROLLER / "kubeapi.py") -> set[Permissio
         "kubeapi.py passes **kwargs somewhere: the derivation cannot see through it"
     )
     return found
+
+
+def test_only_the_transport_touches_the_session() -> None:
+    """Everything reaches the API through ``Transport._call``: nothing bypasses the derivation."""
+    for module in ("kubeapi.py", "transport.py"):
+        tree = ast.parse((CONTROLLER / module).read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            uses = any(
+                isinstance(n, ast.Attribute) and n.attr == "_session" for n in ast.walk(function)
+            )
+            allowed = module == "transport.py" and function.name in (
+                "__init__",
+                "open",
+                "close",
+                "_send",
+            )
+            assert not uses or allowed, f"{module}: {function.name} uses the session directly"
 
 
 def kopf_watch_permissions(path: Path = CONTROLLER / "handlers.py") -> set[Permission]:

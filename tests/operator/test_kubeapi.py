@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from alembic_operator.controller.kubeapi import Credentials, KubeApi
+from alembic_operator.controller.kubeapi import KubeApi
+from alembic_operator.controller.transport import Credentials
 from alembic_operator.errors import (
     AlreadyExists,
     ApiError,

@@ -15,8 +15,9 @@ import kopf
 
 from alembic_operator import __version__
 from alembic_operator.controller import metrics, webhooks
-from alembic_operator.controller.kubeapi import PLURAL, KubeApi, credentials, load_client
+from alembic_operator.controller.kubeapi import PLURAL, KubeApi
 from alembic_operator.controller.reconcilers import Reconciler
+from alembic_operator.controller.transport import credentials, load_client
 from alembic_operator.core.jobs import LABEL_MIGRATION_UID
 from alembic_operator.model.spec import GROUP, VERSION
 
