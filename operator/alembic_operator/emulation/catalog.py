@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from alembic_operator.emulation.tables import PrinterColumn, printer_columns
+
 DEFAULT_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
@@ -32,6 +34,7 @@ class ResourceType:
     subresources: frozenset[str] = frozenset()
     verbs: tuple[str, ...] = DEFAULT_VERBS
     crd_name: str | None = None  # set for custom resources
+    printer_columns: tuple[PrinterColumn, ...] = ()  # a CRD's additionalPrinterColumns
 
     @property
     def api_version(self) -> str:
@@ -159,6 +162,7 @@ def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
                 categories=tuple(names.get("categories") or ()),
                 subresources=frozenset(subresources),
                 crd_name=str((crd.get("metadata") or {}).get("name", f"{plural}.{group}")),
+                printer_columns=printer_columns(version),
             )
         )
     return result

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp.web
 
-from alembic_operator.emulation import errors, patching
+from alembic_operator.emulation import errors, patching, tables
 from alembic_operator.emulation.catalog import ResourceType
 from alembic_operator.emulation.registry import Registry
 from alembic_operator.emulation.routing import ApiPath
@@ -284,4 +284,15 @@ async def serve(
     route = _ROUTES.get((method, path.name is not None))
     if route is None or (method == "DELETE" and path.subresource is not None):
         raise errors.method_not_allowed(method.lower(), rtype.plural, rtype.group)
-    return route(call)
+    response = route(call)
+    if (
+        method == "GET"
+        and path.subresource is None
+        and rtype.printer_columns
+        and tables.wants_table(raw.headers.get("Accept"))
+        and response.status == 200
+    ):
+        assert isinstance(response, aiohttp.web.Response) and response.body is not None
+        answer = json.loads(bytes(response.body))  # type: ignore[arg-type]
+        return aiohttp.web.json_response(tables.as_table(rtype.printer_columns, answer))
+    return response
