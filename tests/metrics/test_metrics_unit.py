@@ -16,11 +16,10 @@ from alembic_operator.controller.metrics import (
     DEFAULT_METRICS_PORT,
     METRICS_PORT_ENV,
     Metrics,
-    is_new_outcome,
-    label_value,
     port_from_env,
 )
 from alembic_operator.core.conditions import conditions_for_phase
+from alembic_operator.core.tallies import is_new_outcome, label_value
 from alembic_operator.errors import ApiUnavailable, Forbidden, JobConflict
 from alembic_operator.model.reasons import Reason
 from alembic_operator.model.status import (

@@ -5,16 +5,16 @@ Everything is derived from *persisted* status, never from what a reconcile merel
 - :meth:`Metrics.status_persisted` is called by the executor once the status of a decision is
   stored (its patch succeeded, or nothing had to change). A terminal outcome (``Succeeded`` or
   ``Failed``) is counted only when the patch that wrote it succeeded *and* the outcome differs
-  from the one already stored (:func:`is_new_outcome`: phase, generation, Job, attempt, finish
-  time). A reconcile that runs twice, a re-list, or a restarted operator reads the outcome back
+  from the one already stored (``core.tallies.is_new_outcome``: phase, generation, Job,
+  attempt, finish time). A reconcile that runs twice, a re-list, or a restarted operator reads the outcome back
   from status and counts nothing; a patch that fails (409, 5xx) counts nothing either, and the
   reconcile that follows decides again from the stored status. The one gap is a patch whose
   response is lost after it was applied: the outcome is then not counted (at most once).
 - Gauges (``info``, ``in_progress``, ``last_success_timestamp_seconds``) are recomputed from the
   stored status on every reconcile, so a restarted operator rebuilds them on its first pass.
 - Series of a deleted migration are removed (:meth:`Metrics.forget`, from the DELETED event).
-- Label values pass :func:`label_value`: the redactor, then only ``[A-Za-z0-9._,-]`` survive, so
-  a URL, ``user:password@`` or ``key=value`` can never appear in a label.
+- Label values pass ``core.tallies.label_value``: the redactor, then only ``[A-Za-z0-9._,-]``
+  survive, so a URL, ``user:password@`` or ``key=value`` can never appear in a label.
 
 Each :class:`Metrics` has its own :class:`~prometheus_client.CollectorRegistry` (not the global
 one): the operator's startup handler installs a fresh one (:func:`start`), so a restart in the
@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import (
@@ -45,10 +43,15 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import start_http_server
 
-from alembic_operator.core.conditions import find_condition
+from alembic_operator.core.tallies import (
+    failure_reason,
+    held_since,
+    is_new_outcome,
+    label_value,
+    timestamp,
+)
 from alembic_operator.errors import ApiError, OperatorError
-from alembic_operator.model.status import ConditionStatus, ConditionType, MigrationStatus, Phase
-from alembic_operator.redaction import Redactor
+from alembic_operator.model.status import MigrationStatus, Phase
 
 log = logging.getLogger("alembic_operator.metrics")
 
@@ -62,53 +65,11 @@ RESULTS = (RESULT_SUCCEEDED, RESULT_FAILED)
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 HELD_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 IN_PROGRESS_PHASES = frozenset({Phase.RUNNING, Phase.PLANNING})
-TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
-LABEL_LIMIT = 128
-_UNSAFE = re.compile(r"[^A-Za-z0-9._,\-]")
-_REDACTOR = Redactor()
 # No ``*_created`` series next to every counter and histogram: they double the series count and
 # Prometheus' classic text format turns each into a gauge of its own.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 Key = tuple[str, str]  # (namespace, migration)
-
-
-def label_value(text: object) -> str:
-    """A label value that can carry no credential: redacted, then restricted to safe chars.
-
-    Kubernetes names, phases, reasons and Alembic revision ids pass unchanged; anything with
-    ``://``, ``@``, ``:``, ``=``, spaces or quotes is defused (those characters become ``_``).
-    """
-    cleaned = _UNSAFE.sub("_", _REDACTOR.redact(str(text)))
-    return cleaned[:LABEL_LIMIT]
-
-
-def outcome_key(status: MigrationStatus) -> tuple[Any, ...] | None:
-    """What identifies a terminal outcome in status (``None`` when the phase is not terminal)."""
-    if status.phase not in TERMINAL_PHASES:
-        return None
-    return (
-        status.phase,
-        status.observed_generation,
-        status.job.name if status.job else None,
-        status.attempts,
-        status.finished_at,
-    )
-
-
-def is_new_outcome(previous: MigrationStatus, new: MigrationStatus) -> bool:
-    """Whether writing ``new`` over ``previous`` records a terminal outcome not stored before."""
-    key = outcome_key(new)
-    return key is not None and key != outcome_key(previous)
-
-
-def failure_reason(status: MigrationStatus) -> str:
-    """The failure reason of a Failed status (Stalled's reason, which every Failed one has)."""
-    for kind in (ConditionType.STALLED, ConditionType.READY):
-        condition = find_condition(status.conditions, kind)
-        if condition is not None:
-            return str(condition.reason.value)
-    return "Unknown"
 
 
 @dataclass
@@ -250,13 +211,13 @@ class Metrics:
             for result in RESULTS:  # so increase() sees the first outcome too
                 self.total.labels(*labels, result)
             # After a restart, holds started when DeploymentsHeld last became True.
-            self._sync_held(series, labels, status, since=_held_since(status))
+            self._sync_held(series, labels, status, since=held_since(status))
         else:
             self._sync_held(series, labels, status, since=None)
         self.in_progress.labels(*labels).set(1 if status.phase in IN_PROGRESS_PHASES else 0)
         last = status.last_succeeded.finished_at if status.last_succeeded else None
         if last is not None:
-            self.last_success.labels(*labels).set(_timestamp(last))
+            self.last_success.labels(*labels).set(timestamp(last))
             series.has_last_success = True
         if status.phase is not None:
             info = (label_value(status.phase.value), label_value(status.current_revision or ""))
@@ -387,17 +348,6 @@ class Metrics:
         if server is not None:
             server.shutdown()
             server.server_close()
-
-
-def _timestamp(value: datetime) -> float:
-    return value.timestamp()
-
-
-def _held_since(status: MigrationStatus) -> float | None:
-    held = find_condition(status.conditions, ConditionType.DEPLOYMENTS_HELD)
-    if held is None or held.status is not ConditionStatus.TRUE:
-        return None
-    return _timestamp(held.last_transition_time)
 
 
 # --- the active instance ---------------------------------------------------------------------
