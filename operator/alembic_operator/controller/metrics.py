@@ -5,11 +5,12 @@ Everything is derived from *persisted* status, never from what a reconcile merel
 - :meth:`Metrics.status_persisted` is called by the executor once the status of a decision is
   stored (its patch succeeded, or nothing had to change). A terminal outcome (``Succeeded`` or
   ``Failed``) is counted only when the patch that wrote it succeeded *and* the outcome differs
-  from the one already stored (``core.tallies.is_new_outcome``: phase, generation, Job,
-  attempt, finish time). A reconcile that runs twice, a re-list, or a restarted operator reads
-  the outcome back from status and counts nothing; a patch that fails (409, 5xx) counts nothing either, and the
-  reconcile that follows decides again from the stored status. The one gap is a patch whose
-  response is lost after it was applied: the outcome is then not counted (at most once).
+  from the one already stored (``core.tallies.is_new_outcome``: phase, generation, Job, attempt,
+  finish time). A reconcile that runs twice, a re-list, or a restarted operator reads the
+  outcome back from status and counts nothing; a patch that fails (409, 5xx) counts nothing
+  either, and the reconcile that follows decides again from the stored status. The one gap is a
+  patch whose response is lost after it was applied: the outcome is then not counted (at most
+  once).
 - Gauges (``info``, ``in_progress``, ``last_success_timestamp_seconds``) are recomputed from the
   stored status on every reconcile, so a restarted operator rebuilds them on its first pass.
 - Series of a deleted migration are removed (:meth:`Metrics.forget`, from the DELETED event).
