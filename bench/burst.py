@@ -4,7 +4,8 @@ Each round (interleaved, fresh emulator each) starts one operator, then creates 
 migrations at once (in-process, same admission and watch events as over HTTP); the local
 kubelet completes every Job at once (simulated). Ours: time until every Job exists and until
 every status is terminal; the no-op operator: until its handler has seen every migration. RSS:
-the operator's peak (VmHWM) and final VmRSS. Goal: ours (all terminal) <= 2x the no-op time.
+the operator's peak (VmHWM) and final VmRSS; reported too: the operator's own reads per
+migration (its user agent). Goal: ours (all terminal) <= 2x the no-op time.
 
     .venv/bin/python bench/burst.py
 """
@@ -13,16 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    BENCH_AGENT,
     GOAL_MISSED,
+    KUBELET_AGENT,
     OPERATORS,
     Tracker,
     cluster,
@@ -77,6 +82,7 @@ async def one(which: str, count: int, limit: float) -> dict[str, float]:
                         interval=0.05,
                     )
                     out["terminal"] = max(tracker.terminal.values()) - t0
+                    out.update(_reads_per_migration(c, count))
                     out["succeeded"] = sum(
                         1
                         for o in c.api.registry.list(
@@ -90,6 +96,18 @@ async def one(which: str, count: int, limit: float) -> dict[str, float]:
                 await stop_operator(op)
                 await tracker.stop()
             return out
+
+
+def _reads_per_migration(c: Any, count: int) -> dict[str, float]:
+    """The operator's own reads (not kopf's lists and watches) per migration, by kind."""
+    reads = collections.Counter(
+        f"{call.verb} {call.plural}{'/' + call.subresource if call.subresource else ''}"
+        for call in c.api.calls
+        if not call.is_write
+        and call.user_agent.startswith("alembic-operator/")
+        and not call.user_agent.startswith((KUBELET_AGENT, BENCH_AGENT))
+    )
+    return {f"read: {kind}": n / count for kind, n in reads.items()}
 
 
 async def run(rounds: int, count: int, limit: float) -> dict[str, list[dict[str, float]]]:
@@ -149,13 +167,18 @@ def main() -> int:
         ],
     ]
     succeeded = col(ours, "succeeded")
+    kinds = sorted({k for row in ours for k in row if k.startswith("read: ")})
+    reads = ", ".join(
+        f"{k.removeprefix('read: ')} {median([row.get(k, 0.0) for row in ours]):.2f}" for k in kinds
+    )
     body = (
         f"{args.rounds} interleaved rounds; {args.count} migrations created at once "
         f"(in-process, {median(col(ours, 'create')):.2f} s to create them all, included in the "
         "times); Jobs completed at once by the simulating kubelet, which runs in the emulator's "
         "process (so ours also pays for the emulated pods and Job statuses the no-op never "
         f"causes). Succeeded per round (ours): {', '.join(str(int(s)) for s in succeeded)} of "
-        f"{args.count}. Medians with (min-max).\n\n"
+        f"{args.count}. The operator's own reads per migration (kopf's lists and watches not "
+        f"counted): {reads or 'none'}. Medians with (min-max).\n\n"
         + table(["", "alembic-operator", "no-op: handler saw all", "ratio", "goal"], rows)
     )
     record("burst", "5. Burst", body, out=None if args.no_record else args.out)

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from alembic_operator.model.status import parse_time
 from tests.metrics.conftest import PASSWORD
 from tests.metrics.helpers import (
@@ -25,6 +27,7 @@ from tests.metrics.helpers import (
 from tests.operator.harness import (
     DBM,
     Cluster,
+    Reconciles,
     add_image,
     broken_revision,
     job_name_for,
@@ -119,7 +122,11 @@ async def run_good_and_broken(
 
 
 async def test_outcomes_counted_once_and_restored_after_a_restart(
-    cluster: Cluster, secret_url: str, metrics_port: int, tmp_path: Path
+    cluster: Cluster,
+    secret_url: str,
+    metrics_port: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     good, broken = await run_good_and_broken(cluster, secret_url, tmp_path)
     want = {"good": expected_good(good), "broken": expected_broken(broken)}
@@ -149,6 +156,7 @@ async def test_outcomes_counted_once_and_restored_after_a_restart(
 
     # A restart with the same resources: gauges come back from status, no counter moves.
     await cluster.stop_operator()
+    reconciles = Reconciles(monkeypatch)
     await cluster.start_operator()
     restored = {
         name: {
@@ -160,16 +168,12 @@ async def test_outcomes_counted_once_and_restored_after_a_restart(
     }
     await settled_to(metrics_port, restored)
     # Make both reconcile once more (a no-op change), then nothing may have moved.
-    jobs = {"good": good["job"]["name"], "broken": broken["job"]["name"]}
-    before = {n: cluster.api.count(verb="get", plural="jobs", name=job) for n, job in jobs.items()}
+    before = {n: reconciles.count(n) for n in want}
     for name in want:
         await cluster.patch(name, {"metadata": {"annotations": {"example.com/touch": "1"}}})
 
     async def reconciled() -> bool:
-        return all(
-            cluster.api.count(verb="get", plural="jobs", name=job) > before[n]
-            for n, job in jobs.items()
-        )
+        return all(reconciles.count(n) > before[n] for n in want)
 
     await wait_for(reconciled, what="both migrations to be reconciled again")
     found = samples(await scrape(metrics_port))

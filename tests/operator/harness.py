@@ -20,6 +20,7 @@ import kopf
 from kopf.testing import KopfRunner
 
 from alembic_operator.controller import handlers, webhooks
+from alembic_operator.controller.reconcilers import Reconciler
 from alembic_operator.core.jobs import job_name
 from alembic_operator.emulation.apiserver import ApiServer
 from alembic_operator.emulation.kubelet import ImageSpec, LocalKubelet
@@ -164,6 +165,30 @@ class Cluster:
             return status if status.get("phase") == phase else None
 
         return await wait_for(reached, within=within, what=f"{name} to reach {phase}")
+
+
+class Reconciles:
+    """Counts the operator's finished reconciles per migration name.
+
+    The operator runs in this process (``KopfRunner``), so a wrapped ``Reconciler.reconcile``
+    sees each pass; most passes read nothing from the API (the watch feeds the caches), so
+    request counts cannot tell them.
+    """
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self._done: list[str] = []
+        original = Reconciler.reconcile
+
+        async def counted(reconciler: Reconciler, namespace: str, name: str) -> float | None:
+            try:
+                return await original(reconciler, namespace, name)
+            finally:
+                self._done.append(name)
+
+        monkeypatch.setattr(Reconciler, "reconcile", counted)
+
+    def count(self, name: str) -> int:
+        return self._done.count(name)
 
 
 async def wait_for(

@@ -89,13 +89,22 @@ async def migration_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MIGRATION_UID: kopf.PRESENT})
-async def job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # The reconcile reads the Job from here instead of a GET (controller/caches.py).
+    if type == "DELETED":
+        memo["api"].jobs.job_gone(body)
+    else:
+        memo["api"].jobs.job_seen(body)
     memo["reconciler"].trigger_uid(body.metadata.labels.get(LABEL_MIGRATION_UID))
 
 
 @kopf.on.event("v1", "pods", labels={LABEL_MIGRATION_UID: kopf.PRESENT})
-async def pod_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # The runner's result is in the pod the moment its container ends: act on it then.
+    if type == "DELETED":
+        memo["api"].jobs.pod_gone(body)
+    else:
+        memo["api"].jobs.pod_seen(body)
     memo["reconciler"].trigger_uid(body.metadata.labels.get(LABEL_MIGRATION_UID))
 
 

@@ -3,9 +3,11 @@
 Every call the operator makes, over :class:`~alembic_operator.controller.transport.Transport`
 (one session, bounded, errors translated): raw JSON in and out (parsing into typed values
 happens in :mod:`alembic_operator.controller.observers`). Secret
-values never leave :meth:`KubeApi.read_secret_keys`: only the key names do. Two small caches
-save requests in bursts: migration bodies from the watch (:meth:`KubeApi.migration_seen`, the
-status patch stays resourceVersion-guarded) and a Secret's key names for a few seconds.
+values never leave :meth:`KubeApi.read_secret_keys`: only the key names do. Small caches save
+requests in bursts: migration bodies from the watch (:meth:`KubeApi.migration_seen`, the status
+patch stays resourceVersion-guarded), a Secret's key names for a few seconds, and the migration
+Jobs and their pods (:attr:`KubeApi.jobs`, a :class:`~alembic_operator.controller.caches.JobCache`
+fed by the watch and by this module's answers; the observer decides when it may be used).
 
 Every request names its RBAC verb and a module-level :class:`Resource` (``self._call("get",
 JOBS, ...)``): tests/delivery/test_rbac.py reads those calls to prove the chart grants exactly
@@ -21,6 +23,7 @@ from copy import deepcopy
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from alembic_operator.controller.caches import JobCache
 from alembic_operator.errors import (
     ApiError,
     NotFound,
@@ -74,6 +77,7 @@ class KubeApi(Transport):
         super().__init__(client, reload=reload, max_in_flight=max_in_flight)
         self._secret_keys: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
         self._migrations: dict[tuple[str, str], dict[str, Any]] = {}
+        self.jobs = JobCache()
 
     # --- DatabaseMigrations ---------------------------------------------------------------
 
@@ -143,12 +147,17 @@ class KubeApi(Transport):
     # --- Jobs and pods ----------------------------------------------------------------------
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job (``None`` when it does not exist); the answer updates :attr:`jobs`."""
+        since = self.jobs.now()
         try:
-            return dict(
+            job = dict(
                 await self._call("get", JOBS, namespace, name, what=f"get Job {namespace}/{name}")
             )
         except NotFound:
+            self.jobs.job_absent(namespace, name, since=since)
             return None
+        self.jobs.job_seen(job)
+        return job
 
     async def create_config_map(
         self, namespace: str, manifest: Mapping[str, Any]
@@ -183,11 +192,13 @@ class KubeApi(Transport):
 
     async def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
         name = manifest["metadata"]["name"]
-        return dict(
+        job = dict(
             await self._call(
                 "create", JOBS, namespace, body=manifest, what=f"create Job {namespace}/{name}"
             )
         )
+        self.jobs.job_created(job)  # no pods yet: the watch delivers each one
+        return job
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and (in the background) its pods; a Job already gone is fine."""
@@ -203,7 +214,10 @@ class KubeApi(Transport):
         except NotFound:
             return
 
-    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+    async def list_job_pods(
+        self, namespace: str, job_name: str, *, job_uid: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The pods of a Job; with ``job_uid``, :attr:`jobs` knows that Job's pods from now on."""
         listed = await self._call(
             "list",
             PODS,
@@ -211,7 +225,16 @@ class KubeApi(Transport):
             params={"labelSelector": f"job-name={job_name}"},
             what=f"list pods of Job {namespace}/{job_name}",
         )
-        return [dict(item) for item in listed.get("items") or ()]
+        items = [dict(item) for item in listed.get("items") or ()]
+        if job_uid is not None:
+            self.jobs.pods_listed(
+                namespace,
+                job_name,
+                job_uid=job_uid,
+                items=items,
+                list_version=(listed.get("metadata") or {}).get("resourceVersion"),
+            )
+        return items
 
     async def read_pod_log_tail(
         self, namespace: str, pod: str, *, container: str, limit_bytes: int

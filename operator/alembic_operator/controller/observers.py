@@ -1,12 +1,15 @@
 """Observing: fetches what the core's :class:`ObservationPlan` asks for and parses it.
 
 Raw Job and Pod objects stop here and become :mod:`alembic_operator.model.observations` values.
-Reads only: this module never writes to the API.
+Jobs and their pods come from the watch-fed :class:`~alembic_operator.controller.caches.JobCache`
+(``api.jobs``) when it can prove them current, from a GET and a LIST otherwise; a Job missing
+there is looked up with a GET, so only the API ever reports a Job absent. Pod logs are always
+read from the API. Reads only: this module never writes to the API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -42,9 +45,13 @@ async def observe(api: KubeApi, migration: Migration, plan: ObservationPlan) -> 
     namespace = migration.ref.namespace
     jobs = []
     for name in plan.job_names:
-        raw = await api.get_job(namespace, name)
+        raw = api.jobs.job(namespace, name) or await api.get_job(namespace, name)
         if raw is not None:
-            pods = [parse_pod(p) for p in await api.list_job_pods(namespace, name)]
+            listed: Sequence[Mapping[str, Any]] | None = api.jobs.pods(raw)
+            if listed is None:
+                uid = str((raw.get("metadata") or {}).get("uid") or "") or None
+                listed = await api.list_job_pods(namespace, name, job_uid=uid)
+            pods = [parse_pod(p) for p in listed]
             pods.sort(key=lambda p: (p.created_at is None, p.created_at, p.name))
             job = parse_job(raw, pods=await _with_log_tail(api, namespace, pods))
             jobs.append(await _with_plan_output(api, namespace, job))
