@@ -56,3 +56,10 @@ def test_sandbox_on_postgresql(tmp_path: Path, pg_database: Database) -> None:
     assert_timeline(done.stdout)
     assert pg_database.versions() == {"0009_widen_product_name"}
     assert "postgres@" not in done.stdout  # the URL stays in the Secret
+
+
+def test_a_second_run_starts_from_a_fresh_database(tmp_path: Path) -> None:
+    assert run_sandbox(tmp_path).returncode == 0
+    again = run_sandbox(tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_timeline(again.stdout)  # base -> head again, not "already at head"

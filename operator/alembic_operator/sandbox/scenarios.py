@@ -167,4 +167,7 @@ async def _metrics(
 
 
 def default_database_url(workdir: Path) -> str:
-    return f"sqlite:///{workdir / 'shop.sqlite'}"
+    """A fresh SQLite database in the work directory (the previous run's is removed)."""
+    path = workdir / "shop.sqlite"
+    path.unlink(missing_ok=True)
+    return f"sqlite:///{path}"
