@@ -361,3 +361,19 @@ async def test_observe_reads_the_api_only_when_the_cache_cannot_answer(
     observed = await observe(cast(KubeApi, api), migration(), ObservationPlan(job_names=("j",)))
     assert api.calls == calls
     assert (observed.job("j") is not None) is found
+
+
+def test_a_job_this_process_deleted_is_not_served_until_its_deleted_event() -> None:
+
+    cache = JobCache(clock=lambda: 0.0)
+    body = {
+        "metadata": {"namespace": "ns", "name": "job-1", "uid": "u1", "resourceVersion": "5"},
+        "status": {},
+    }
+    cache.job_seen(body)
+    assert cache.job("ns", "job-1") is not None
+    cache.job_deleted("ns", "job-1")
+    assert cache.job("ns", "job-1") is None
+    late = {**body, "metadata": {**body["metadata"], "resourceVersion": "6"}}
+    cache.job_seen(late)  # a MODIFIED event from before the deletion, delivered late
+    assert cache.job("ns", "job-1") is None

@@ -29,6 +29,7 @@ migration. Entries are handed out as they are stored: callers only read them.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
@@ -40,6 +41,7 @@ TRUST_SECONDS = 60.0
 # Tombstones kept per kind (deleted objects whose late API answers must not resurrect them).
 TOMBSTONES = 4096
 JOB_NAME_LABEL = "job-name"
+_UNTIL_DELETED = sys.maxsize  # a tombstone no watch event can pass (see JobCache.job_deleted)
 
 Body = Mapping[str, Any]
 Key = tuple[str, str]  # (namespace, name)
@@ -102,6 +104,18 @@ class JobCache:
         key, version = _key(body), resource_version(body)
         self._jobs.pop(key, None)
         _bury(self._dead_jobs, key, version)
+
+    def job_deleted(self, namespace: str, name: str) -> None:
+        """This process deleted the Job: forget it now and ignore it until its DELETED event.
+
+        Without this, a reconcile between the delete and the watch's DELETED event would still
+        see the Job here and delete it (and report it) a second time. The tombstone admits no
+        version until the DELETED event sets the real one; a miss means "read the API" anyway.
+        """
+        key = (namespace, name)
+        self._jobs.pop(key, None)
+        self._pods.pop(key, None)
+        _bury(self._dead_jobs, key, _UNTIL_DELETED)
 
     def job_absent(self, namespace: str, name: str, *, since: float) -> None:
         """A GET sent at ``since`` found nothing: drop an entry not confirmed after it."""

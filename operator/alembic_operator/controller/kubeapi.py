@@ -16,6 +16,7 @@ what this module uses, so keep them literal.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -202,7 +203,7 @@ class KubeApi(Transport):
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and (in the background) its pods; a Job already gone is fine."""
-        try:
+        with contextlib.suppress(NotFound):
             await self._call(
                 "delete",
                 JOBS,
@@ -211,8 +212,7 @@ class KubeApi(Transport):
                 params={"propagationPolicy": "Background"},
                 what=f"delete Job {namespace}/{name}",
             )
-        except NotFound:
-            return
+        self.jobs.job_deleted(namespace, name)
 
     async def list_job_pods(
         self, namespace: str, job_name: str, *, job_uid: str | None = None
