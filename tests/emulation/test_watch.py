@@ -172,8 +172,13 @@ async def test_too_old_resource_version_is_410_in_the_stream() -> None:
 async def test_stopping_the_server_ends_open_watches(
     api: ApiServer, session: aiohttp.ClientSession
 ) -> None:
-    task = asyncio.create_task(read_watch(session, WIDGETS, {}, within=10))
-    await asyncio.sleep(0.1)
+    opened = asyncio.Event()
+
+    async def mark_open() -> None:
+        opened.set()
+
+    task = asyncio.create_task(read_watch(session, WIDGETS, {}, within=10, on_open=mark_open))
+    await asyncio.wait_for(opened.wait(), 5)
     loop = asyncio.get_running_loop()
     started = loop.time()
     await api.stop()
