@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg2
 import pymysql
@@ -122,3 +123,39 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[Database]:
             yield db
     else:  # pragma: no cover - a typo in a test parameter
         raise ValueError(backend)
+
+
+@contextlib.contextmanager
+def user_with_password(database: Database, password: str) -> Iterator[str]:
+    """A new login user of ``database`` with ``password``; yields a URL for it (password quoted).
+
+    PostgreSQL and MariaDB only: the tests that prove a password never leaks need one that the
+    server really has (MariaDB checks it; the machine's PostgreSQL trusts local connections).
+    """
+    user = f"ao_{uuid.uuid4().hex[:8]}"
+    secret = quote(password, safe="")
+    if database.backend == "postgresql":
+        admin = psycopg2.connect(**{**PG_ADMIN, "dbname": database.name})
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE ROLE {user} LOGIN PASSWORD %s", (password,))
+            cur.execute(f"GRANT ALL ON SCHEMA public TO {user}")
+        try:
+            yield f"postgresql+psycopg2://{user}:{secret}@127.0.0.1/{database.name}"
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP OWNED BY {user}; DROP ROLE {user}")
+            admin.close()
+    elif database.backend == "mariadb":
+        admin = pymysql.connect(**MARIADB_ADMIN, autocommit=True)
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT ALL ON `{database.name}`.* TO '{user}'@'%'")
+        try:
+            yield f"mysql+pymysql://{user}:{secret}@127.0.0.1/{database.name}"
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP USER '{user}'@'%'")
+            admin.close()
+    else:  # pragma: no cover - a typo in a test
+        raise ValueError(f"no users on {database.backend}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import kopf
 import pytest
 from kopf.testing import KopfRunner
 
@@ -12,18 +11,7 @@ from alembic_operator.emulation.apiserver import ApiServer
 from tests.emulation import kopf_operator
 from tests.emulation.helpers import WIDGETS, Client, eventually, widget
 from tests.emulation.kopf_operator import EMULATOR_URL
-from tests.operator.harness import fresh_registry
-
-
-def fast_settings() -> kopf.OperatorSettings:
-    settings = kopf.OperatorSettings()
-    settings.peering.standalone = True
-    settings.scanning.disabled = True
-    settings.networking.error_backoffs = [0.1, 0.2]
-    settings.execution.default_backoff = 0.2
-    settings.persistence.consistency_timeout = 1.0
-    settings.queueing.exit_timeout = 0.5
-    return settings
+from tests.operator.harness import fast_settings, fresh_registry
 
 
 async def test_kopf_handles_a_custom_object_and_posts_an_event(

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from urllib.parse import quote
 
-import psycopg2
 import pytest
 
 from alembic_operator.controller.metrics import METRICS_PORT_ENV
-from tests.databases import PG_ADMIN, Database
+from tests.databases import Database, user_with_password
 from tests.metrics.helpers import free_port
 from tests.operator.conftest import cluster  # noqa: F401 - the same cluster fixture
 
@@ -28,13 +25,5 @@ def metrics_port(monkeypatch: pytest.MonkeyPatch) -> int:
 @pytest.fixture
 def secret_url(pg_database: Database) -> Iterator[str]:
     """A URL with a user name and a password (a role created for the test)."""
-    user = f"aom_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(**{**PG_ADMIN, "dbname": pg_database.name})
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE ROLE {user} LOGIN PASSWORD %s", (PASSWORD,))
-        cur.execute(f"GRANT ALL ON SCHEMA public TO {user}")
-    yield f"postgresql+psycopg2://{user}:{quote(PASSWORD, safe='')}@127.0.0.1/{pg_database.name}"
-    with admin.cursor() as cur:
-        cur.execute(f"DROP OWNED BY {user}; DROP ROLE {user}")
-    admin.close()
+    with user_with_password(pg_database, PASSWORD) as url:
+        yield url

@@ -62,6 +62,7 @@ def fast_settings() -> kopf.OperatorSettings:
     settings.scanning.disabled = True
     settings.networking.error_backoffs = [0.1, 0.2]
     settings.execution.default_backoff = 0.2
+    settings.persistence.consistency_timeout = 1.0
     settings.queueing.exit_timeout = 0.5
     return settings
 

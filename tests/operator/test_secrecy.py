@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg2
 import pytest
 
 from alembic_operator.emulation.kubelet import ImageSpec
-from tests.databases import PG_ADMIN, Database
+from tests.databases import Database, user_with_password
 from tests.operator.harness import EVENTS, JOBS, PODS, Cluster, migration
 from tests.runner.harness import HEAD, copy_project, revision_source
 
@@ -23,16 +21,8 @@ LEAKY_IMAGE = "registry.example.com/shop/app:leaky"
 
 @pytest.fixture
 def secret_url(pg_database: Database) -> Iterator[str]:
-    user = f"ao_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(**{**PG_ADMIN, "dbname": pg_database.name})
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE ROLE {user} LOGIN PASSWORD %s", (PASSWORD,))
-        cur.execute(f"GRANT ALL ON SCHEMA public TO {user}")
-    yield f"postgresql+psycopg2://{user}:{quote(PASSWORD, safe='')}@127.0.0.1/{pg_database.name}"
-    with admin.cursor() as cur:
-        cur.execute(f"DROP OWNED BY {user}; DROP ROLE {user}")
-    admin.close()
+    with user_with_password(pg_database, PASSWORD) as url:
+        yield url
 
 
 async def test_password_appears_nowhere(cluster: Cluster, secret_url: str, tmp_path: Path) -> None:

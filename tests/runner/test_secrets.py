@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg2
-import pymysql
 import pytest
 
-from tests.databases import MARIADB_ADMIN, PG_ADMIN, Database, fresh_mariadb, fresh_postgresql
+from tests.databases import Database, fresh_database, user_with_password
 from tests.runner.harness import HEAD, Run, copy_project, revision_source, run_runner
 
 PASSWORD = "S3cr@t%pa:ss/w0rd@end"
@@ -24,30 +21,10 @@ FORMS = (PASSWORD, quote(PASSWORD, safe=""), PASSWORD.replace("%", "%%"), "S3cr@
         pytest.param("mariadb", marks=pytest.mark.mariadb),
     ]
 )
-def secret_url(request: pytest.FixtureRequest) -> Iterator[tuple[Database, str]]:
-    """A fresh database owned by a new user whose password has ``@ % : /`` in it."""
-    user = f"ao_{uuid.uuid4().hex[:8]}"
-    if request.param == "postgresql":
-        with fresh_postgresql() as db:
-            admin = psycopg2.connect(**{**PG_ADMIN, "dbname": db.name})
-            admin.autocommit = True
-            with admin.cursor() as cur:
-                cur.execute(f"CREATE ROLE {user} LOGIN PASSWORD %s", (PASSWORD,))
-                cur.execute(f"GRANT ALL ON SCHEMA public TO {user}")
-            yield db, f"postgresql+psycopg2://{user}:{quote(PASSWORD, safe='')}@127.0.0.1/{db.name}"
-            with admin.cursor() as cur:
-                cur.execute(f"DROP OWNED BY {user}; DROP ROLE {user}")
-            admin.close()
-    else:
-        with fresh_mariadb() as db:
-            admin = pymysql.connect(**MARIADB_ADMIN, autocommit=True)
-            with admin.cursor() as cur:
-                cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (PASSWORD,))
-                cur.execute(f"GRANT ALL ON `{db.name}`.* TO '{user}'@'%'")
-            yield db, f"mysql+pymysql://{user}:{quote(PASSWORD, safe='')}@127.0.0.1/{db.name}"
-            with admin.cursor() as cur:
-                cur.execute(f"DROP USER '{user}'@'%'")
-            admin.close()
+def secret_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Database, str]]:
+    """A fresh database and a new user whose password has ``@ % : /`` in it."""
+    with fresh_database(request.param, tmp_path) as db, user_with_password(db, PASSWORD) as url:
+        yield db, url
 
 
 def assert_no_secret(run: Run) -> None:

@@ -123,15 +123,23 @@ async def _post(
     )
 
 
-async def _hold(api: KubeApi, action: HoldDeployment, *, namespace: str, migration: str) -> None:
+def _gate_patch(
+    resource_version: str, held_by: tuple[str, ...], paused: bool | None
+) -> dict[str, Any]:
+    """The Deployment merge patch of a hold or release (``paused`` None: leave it as it is)."""
     body: dict[str, Any] = {
         "metadata": {
-            "resourceVersion": action.resource_version,
-            "annotations": {HELD_BY_ANNOTATION: format_held_by(action.held_by)},
+            "resourceVersion": resource_version,
+            "annotations": {HELD_BY_ANNOTATION: format_held_by(held_by)},
         },
     }
-    if action.pause:
-        body["spec"] = {"paused": True}
+    if paused is not None:
+        body["spec"] = {"paused": paused}
+    return body
+
+
+async def _hold(api: KubeApi, action: HoldDeployment, *, namespace: str, migration: str) -> None:
+    body = _gate_patch(action.resource_version, action.held_by, True if action.pause else None)
     await api.patch_deployment(namespace, action.name, body)
     log.info("holding Deployment %s/%s for %s", namespace, action.name, migration)
     metrics.deployment_held(namespace, migration, action.name)
@@ -140,14 +148,7 @@ async def _hold(api: KubeApi, action: HoldDeployment, *, namespace: str, migrati
 async def _release(
     api: KubeApi, action: ReleaseDeployment, *, namespace: str, migration: str
 ) -> None:
-    body: dict[str, Any] = {
-        "metadata": {
-            "resourceVersion": action.resource_version,
-            "annotations": {HELD_BY_ANNOTATION: format_held_by(action.held_by)},
-        },
-    }
-    if action.unpause:
-        body["spec"] = {"paused": False}
+    body = _gate_patch(action.resource_version, action.held_by, False if action.unpause else None)
     await api.patch_deployment(namespace, action.name, body)
     log.info("released Deployment %s/%s from %s", namespace, action.name, migration)
     metrics.deployment_released(namespace, migration, action.name)

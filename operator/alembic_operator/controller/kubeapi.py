@@ -175,9 +175,18 @@ class KubeApi(Transport):
         )
 
     async def read_pod_log(
-        self, namespace: str, pod: str, *, container: str, limit_bytes: int
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str,
+        limit_bytes: int,
+        tail_lines: int | None = None,
     ) -> str:
-        """A container's log from the start (a plan pod's SQL), at most ``limit_bytes``."""
+        """A container's log (the last ``tail_lines`` lines, or from the start), capped in bytes."""
+        params = {"container": container, "limitBytes": str(limit_bytes)}
+        if tail_lines is not None:
+            params["tailLines"] = str(tail_lines)
         return str(
             await self._call(
                 "get",
@@ -185,7 +194,7 @@ class KubeApi(Transport):
                 namespace,
                 pod,
                 subresource="log",
-                params={"container": container, "limitBytes": str(limit_bytes)},
+                params=params,
                 text=True,
                 what=f"read the log of pod {namespace}/{pod}",
             )
@@ -235,26 +244,6 @@ class KubeApi(Transport):
                 list_version=(listed.get("metadata") or {}).get("resourceVersion"),
             )
         return items
-
-    async def read_pod_log_tail(
-        self, namespace: str, pod: str, *, container: str, limit_bytes: int
-    ) -> str:
-        return str(
-            await self._call(
-                "get",
-                PODS,
-                namespace,
-                pod,
-                subresource="log",
-                params={
-                    "container": container,
-                    "limitBytes": str(limit_bytes),
-                    "tailLines": "200",
-                },
-                text=True,
-                what=f"read the log of pod {namespace}/{pod}",
-            )
-        )
 
     # --- Deployments (the rollout gate) -----------------------------------------------------
 

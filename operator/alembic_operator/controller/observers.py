@@ -37,6 +37,7 @@ from alembic_operator.model.spec import KIND
 from alembic_operator.model.status import parse_time
 
 LOG_TAIL_READ_BYTES = 16 * 1024
+LOG_TAIL_LINES = 200
 # More than a ConfigMap can hold: a plan whose SQL did not fit is reported as omitted.
 PLAN_LOG_READ_BYTES = 8 * 1024 * 1024
 
@@ -129,8 +130,12 @@ async def _with_log_tail(
         return tuple(pods)
     newest = failed[-1]
     try:
-        tail = await api.read_pod_log_tail(
-            namespace, newest.name, container=MIGRATE_CONTAINER, limit_bytes=LOG_TAIL_READ_BYTES
+        tail = await api.read_pod_log(
+            namespace,
+            newest.name,
+            container=MIGRATE_CONTAINER,
+            limit_bytes=LOG_TAIL_READ_BYTES,
+            tail_lines=LOG_TAIL_LINES,
         )
     except OperatorError:  # a missing log must not block recording the outcome
         tail = None
