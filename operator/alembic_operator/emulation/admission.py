@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from alembic_operator.emulation import errors
 from alembic_operator.emulation.cel import RuleSet
 from alembic_operator.emulation.schemas import (
     FieldError,
@@ -96,23 +97,11 @@ class SchemaViolation(Exception):
 
     def status(self) -> dict[str, Any]:
         """The metav1.Status body a real apiserver answers with."""
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
+        details = None
         if self.code == 422:
-            body["details"] = {
-                "name": self.name,
-                "group": self.group,
-                "kind": self.kind,
-                "causes": self.causes,
-            }
-        return body
+            details = {"name": self.name, "group": self.group, "kind": self.kind,
+                       "causes": self.causes}  # fmt: skip
+        return errors.ApiError(self.code, self.reason, self.message, details).status()
 
 
 @dataclass(frozen=True)
