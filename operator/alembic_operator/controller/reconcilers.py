@@ -30,7 +30,7 @@ from alembic_operator.errors import Conflict, OperatorError
 from alembic_operator.model.actions import Decision
 from alembic_operator.model.migrations import Migration, MigrationRef, parse_migration
 from alembic_operator.model.spec import InvalidMigration
-from alembic_operator.model.status import parse_status
+from alembic_operator.model.status import MigrationStatus, parse_status
 
 log = logging.getLogger("alembic_operator.controller")
 
@@ -188,13 +188,13 @@ class Reconciler:
                 generation=int(meta.get("generation") or 1),
             )
             self.remember(ref.uid, (namespace, name))
-            decision, migration = await self._decide(body, ref)
+            decision, migration, previous = await self._decide(body, ref)
             try:
                 written = await execute(
                     self._api,
                     decision,
                     ref=ref,
-                    previous=parse_status(body.get("status") or {}),
+                    previous=previous,
                     resource_version=str(meta.get("resourceVersion", "")),
                 )
             except Conflict:
@@ -208,17 +208,19 @@ class Reconciler:
 
     async def _decide(
         self, body: dict[str, object], ref: MigrationRef
-    ) -> tuple[Decision, Migration | None]:
+    ) -> tuple[Decision, Migration | None, MigrationStatus]:
+        """The decision, the typed migration (``None`` when invalid) and its stored status."""
         try:
             migration = parse_migration(body)
         except InvalidMigration as exc:
             status = parse_status(body.get("status") or {})  # type: ignore[arg-type]
-            return reject_invalid(ref, status, message=str(exc), now=self._clock()), None
+            return reject_invalid(ref, status, message=str(exc), now=self._clock()), None, status
         plan = replace(observation_plan(migration), deployments=deployment_query(migration))
         observed = await observe(self._api, migration, plan)
         now = self._clock()
         decision = decide(migration, observed, now=now, runner_image=self._runner_image)
-        return apply_gate(migration, decision, observed.deployments, now=now), migration
+        gated = apply_gate(migration, decision, observed.deployments, now=now)
+        return gated, migration, migration.status
 
     async def _release_deleted(self, namespace: str, name: str) -> None:
         """The migration is gone: release the Deployments whose held-by names it."""
