@@ -19,7 +19,7 @@ from alembic_operator.controller.metrics import (
     port_from_env,
 )
 from alembic_operator.core.conditions import conditions_for_phase
-from alembic_operator.core.tallies import is_new_outcome, label_value
+from alembic_operator.core.tallies import is_new_outcome, metric_label
 from alembic_operator.errors import ApiUnavailable, Forbidden, JobConflict
 from alembic_operator.model.reasons import Reason
 from alembic_operator.model.status import (
@@ -113,7 +113,7 @@ def base(**extra: str) -> frozenset[tuple[str, str]]:
     ],
 )
 def test_label_values_carry_no_url_user_or_password(text: str) -> None:
-    value = label_value(text)
+    value = metric_label(text)
     for forbidden in ("://", "@", "hunter22", "s3cr", ":", "=", " ", '"'):
         assert forbidden not in value, (text, value)
 
@@ -122,13 +122,13 @@ def test_label_values_carry_no_url_user_or_password(text: str) -> None:
     "text", ["shop", "shop-schema.v2", "0009_widen_product_name", "a1b2c3,d4e5f6", "Failed", ""]
 )
 def test_names_revisions_and_reasons_pass_unchanged(text: str) -> None:
-    assert label_value(text) == text
+    assert metric_label(text) == text
 
 
 def test_label_values_are_bounded_and_single_line() -> None:
-    value = label_value("x" * 1000 + "\n\x00")
+    value = metric_label("x" * 1000 + "\n\x00")
     assert len(value) == 128
-    assert "\n" not in label_value("a\nb")
+    assert "\n" not in metric_label("a\nb")
 
 
 def test_a_hostile_migration_label_is_defused_in_the_exposition() -> None:

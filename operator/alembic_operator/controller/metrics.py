@@ -14,7 +14,7 @@ Everything is derived from *persisted* status, never from what a reconcile merel
 - Gauges (``info``, ``in_progress``, ``last_success_timestamp_seconds``) are recomputed from the
   stored status on every reconcile, so a restarted operator rebuilds them on its first pass.
 - Series of a deleted migration are removed (:meth:`Metrics.forget`, from the DELETED event).
-- Label values pass ``core.tallies.label_value``: the redactor, then only ``[A-Za-z0-9._,-]``
+- Label values pass ``core.tallies.metric_label``: the redactor, then only ``[A-Za-z0-9._,-]``
   survive, so a URL, ``user:password@`` or ``key=value`` can never appear in a label.
 
 Each :class:`Metrics` has its own :class:`~prometheus_client.CollectorRegistry` (not the global
@@ -48,7 +48,7 @@ from alembic_operator.core.tallies import (
     failure_reason,
     held_since,
     is_new_outcome,
-    label_value,
+    metric_label,
     timestamp,
 )
 from alembic_operator.errors import ApiError, OperatorError
@@ -188,14 +188,14 @@ class Metrics:
         self, namespace: str, migration: str, uid: str | None, status: MigrationStatus
     ) -> None:
         series = self._entry(namespace, migration, uid)
-        labels = (label_value(namespace), label_value(migration))
+        labels = (metric_label(namespace), metric_label(migration))
         result = RESULT_SUCCEEDED if status.phase is Phase.SUCCEEDED else RESULT_FAILED
         self.total.labels(*labels, result).inc()
         if status.duration_seconds is not None and status.duration_seconds >= 0:
             series.durations.add(result)
             self.duration.labels(*labels, result).observe(status.duration_seconds)
         if result == RESULT_FAILED:
-            reason = label_value(failure_reason(status))
+            reason = metric_label(failure_reason(status))
             series.reasons.add(reason)
             self.failures.labels(*labels, reason).inc()
 
@@ -206,7 +206,7 @@ class Metrics:
         if uid is not None and uid in self._forgotten:
             return
         series = self._entry(namespace, migration, uid)
-        labels = (label_value(namespace), label_value(migration))
+        labels = (metric_label(namespace), metric_label(migration))
         if not series.initialised:
             series.initialised = True
             for result in RESULTS:  # so increase() sees the first outcome too
@@ -221,7 +221,7 @@ class Metrics:
             self.last_success.labels(*labels).set(timestamp(last))
             series.has_last_success = True
         if status.phase is not None:
-            info = (label_value(status.phase.value), label_value(status.current_revision or ""))
+            info = (metric_label(status.phase.value), metric_label(status.current_revision or ""))
             if series.info != info:
                 if series.info is not None:
                     self.info.remove(*labels, *series.info)
@@ -235,7 +235,7 @@ class Metrics:
         series = self._series.pop((namespace, migration), None)
         if series is None:
             return
-        labels = (label_value(namespace), label_value(migration))
+        labels = (metric_label(namespace), metric_label(migration))
         for result in RESULTS:
             self.total.remove(*labels, result)
         for result in series.durations:
@@ -275,7 +275,7 @@ class Metrics:
         series = self._entry(namespace, migration, None)
         series.held.setdefault(deployment, self._clock())
         series.gated = True
-        self.held.labels(label_value(namespace), label_value(migration)).set(len(series.held))
+        self.held.labels(metric_label(namespace), metric_label(migration)).set(len(series.held))
 
     def deployment_released(
         self,
@@ -293,7 +293,7 @@ class Metrics:
         if series is None or deployment not in series.held:
             return
         self._release(
-            series, (label_value(namespace), label_value(migration)), deployment, held_seconds
+            series, (metric_label(namespace), metric_label(migration)), deployment, held_seconds
         )
 
     def _release(
@@ -329,7 +329,7 @@ class Metrics:
     def reconcile_error(self, exc: BaseException) -> None:
         """A reconcile pass failed with ``exc`` (the reconciler retries it with backoff)."""
         kind = type(exc).__name__ if isinstance(exc, OperatorError) else "Unexpected"
-        self.reconcile_errors.labels(label_value(kind)).inc()
+        self.reconcile_errors.labels(metric_label(kind)).inc()
         if isinstance(exc, ApiError):
             self.api_errors.labels(str(exc.status) if exc.status else "none").inc()
 

@@ -1,7 +1,7 @@
 """What the metrics count, as pure rules over the persisted status (no Prometheus here).
 
 :func:`is_new_outcome` decides whether writing a status records a terminal outcome that was not
-stored before (the "exactly once" of the outcome counters); :func:`label_value` makes any text
+stored before (the "exactly once" of the outcome counters); :func:`metric_label` makes any text
 safe as a label value (redacted, restricted characters). Must not: import prometheus_client,
 do I/O or read the clock.
 """
@@ -22,7 +22,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._,\-]")
 _REDACTOR = Redactor()
 
 
-def label_value(text: object) -> str:
+def metric_label(text: object) -> str:
     """A label value that can carry no credential: redacted, then restricted to safe chars.
 
     Kubernetes names, phases, reasons and Alembic revision ids pass unchanged; anything with
