@@ -73,9 +73,14 @@ async def test_broken_revision_fails_permanently(
     assert "products" in pg_database.tables()
 
     # podFailurePolicy FailJob: one pod although backoffLimit allows retries, and no new Job.
-    jobs = await cluster.jobs("shop")
-    assert len(jobs) == 1
-    failed = next(c for c in jobs[0]["status"]["conditions"] if c["type"] == "Failed")
+    # The operator records the outcome from the pod before the Job controller marks the Job.
+    async def job_failed() -> dict[str, Any] | None:
+        jobs = await cluster.jobs("shop")
+        assert len(jobs) == 1
+        conditions = jobs[0].get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == "Failed"), None)
+
+    failed = await wait_for(job_failed, what="the Job controller to mark the Job Failed")
     assert failed["reason"] == "PodFailurePolicy"
     assert len(await migration_pods(cluster, "shop")) == 1
     assert await reasons_in_order(cluster, "shop") == ["MigrationStarted", "MigrationFailed"]
@@ -124,6 +129,21 @@ async def _first_pod_failed_with_lock_timeout(
     return status
 
 
+async def _retrying_on_the_lock(cluster: Cluster, pg_database: Database, holder: LockHolder) -> str:
+    """A migration (backoffLimit 1, 1 s lock wait) whose first pod failed on the held lock."""
+    await cluster.create_secret("shop-db", pg_database.url)
+    created = await cluster.create(
+        migration(
+            "shop",
+            backoffLimit=1,
+            database={"urlSecretRef": {"name": "shop-db", "key": "url"}, "lockTimeoutSeconds": 1},
+        )
+    )
+    job = job_name_for(created)
+    await _first_pod_failed_with_lock_timeout(cluster, holder, job)
+    return job
+
+
 async def _count_pods(cluster: Cluster, name: str, count: int) -> bool:
     return len(await migration_pods(cluster, name)) == count
 
@@ -133,19 +153,7 @@ async def test_lock_timeout_is_retried_up_to_the_backoff_limit(
 ) -> None:
     holder = LockHolder(pg_database)
     try:
-        await cluster.create_secret("shop-db", pg_database.url)
-        created = await cluster.create(
-            migration(
-                "shop",
-                backoffLimit=1,
-                database={
-                    "urlSecretRef": {"name": "shop-db", "key": "url"},
-                    "lockTimeoutSeconds": 1,
-                },
-            )
-        )
-        job = job_name_for(created)
-        await _first_pod_failed_with_lock_timeout(cluster, holder, job)
+        job = await _retrying_on_the_lock(cluster, pg_database, holder)
         cluster.kubelet.release(job, at="start")  # pod 2 runs into the same held lock
         status = await cluster.wait_phase("shop", "Failed")
     finally:
@@ -174,19 +182,7 @@ async def test_lock_released_between_pods_lets_the_retry_succeed(
 ) -> None:
     holder = LockHolder(pg_database)
     try:
-        await cluster.create_secret("shop-db", pg_database.url)
-        created = await cluster.create(
-            migration(
-                "shop",
-                backoffLimit=1,
-                database={
-                    "urlSecretRef": {"name": "shop-db", "key": "url"},
-                    "lockTimeoutSeconds": 1,
-                },
-            )
-        )
-        job = job_name_for(created)
-        await _first_pod_failed_with_lock_timeout(cluster, holder, job)
+        job = await _retrying_on_the_lock(cluster, pg_database, holder)
         assert pg_database.versions() == set()
     finally:
         holder.release()
