@@ -26,7 +26,7 @@ from alembic_operator.core.launches import (
     SECRET_BACKOFF_MAX_SECONDS,
     next_job_name,
 )
-from alembic_operator.model.actions import CreateJob, DeleteJob, EventReason, PostEvent
+from alembic_operator.model.actions import CreateJob, Decision, DeleteJob, EventReason, PostEvent
 from alembic_operator.model.migrations import Migration
 from alembic_operator.model.observations import Observation, ObservedJob, ObservedPod, SecretState
 from alembic_operator.model.reasons import Reason
@@ -683,7 +683,8 @@ def test_job_complete_without_pod_information_is_a_success() -> None:
             id="config-error",
         ),
         pytest.param("ImagePullBackOff", None, "ImagePullBackOff", id="image-pull"),
-        pytest.param("ContainerCreating", None, "is running", id="creating-is-normal"),
+        # Nothing wrong: the start message stands (no status patch for a healthy run).
+        pytest.param("ContainerCreating", None, "started (attempt 1)", id="creating-is-normal"),
     ],
 )
 def test_a_pod_that_cannot_start_is_reported_while_running(
@@ -699,6 +700,19 @@ def test_a_pod_that_cannot_start_is_reported_while_running(
     again = run(with_status(m, decision.status), observed, now=at(62))
     assert again.status == decision.status
     assert again.actions == ()
+
+
+def test_a_healthy_running_job_changes_no_status() -> None:
+    # Each status change is an API write: the start message stands while nothing is wrong.
+    m, name = started(migration())
+    for observed in (
+        seen(job(name, active=1)),
+        seen(job(name, pod(waiting="ContainerCreating"), active=1)),
+        seen(job(name, pod(), active=1)),
+    ):
+        assert run(m, observed, now=at(2)) == Decision(
+            m.status, requeue_after=RUNNING_RESYNC_SECONDS
+        )
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from alembic_operator.core.gates import (
 )
 from alembic_operator.model.actions import (
     Decision,
+    DeploymentRef,
     EventReason,
     HoldDeployment,
     PostEvent,
@@ -284,7 +285,8 @@ def kinds(decision: Decision) -> list[tuple[str, str]]:
 def test_holds_a_gated_deployment_while_the_migration_runs() -> None:
     decision = gate(gated(Phase.RUNNING), dep())
     assert decision.holds == (HoldDeployment("web", "7", (NAME,)),)
-    assert kinds(decision)[1:] == [("DeploymentHeld", "migration"), ("RolloutHeld", "web")]
+    # Announced on the Deployment only: the migration's status.gate already names it.
+    assert kinds(decision)[1:] == [("RolloutHeld", "web")]
     assert not any(e.warning for e in decision.events)
     assert decision.status.gate == GateStatus(held=True, deployments=("web",))
     condition = find_condition(decision.status.conditions, ConditionType.DEPLOYMENTS_HELD)
@@ -350,9 +352,8 @@ def test_release_after_success(
 ) -> None:
     decision = gate(gated(held=("web",)), dep(paused=True, held_by=held_by))
     assert decision.releases == (ReleaseDeployment("web", "7", remaining, unpause=unpause),)
-    assert [e.reason for e in decision.events] == [
-        EventReason.DEPLOYMENT_RELEASED,
-        EventReason.ROLLOUT_RELEASED,
+    assert [(e.reason, e.deployment) for e in decision.events] == [
+        (EventReason.ROLLOUT_RELEASED, DeploymentRef("web", "uid-web")),
     ]
     assert decision.status.gate == GateStatus(held=False, deployments=())
 

@@ -31,6 +31,7 @@ from alembic_operator.core.launches import (
     RUNNING_RESYNC_SECONDS,
     next_job_name,
     start_job,
+    start_message,
 )
 from alembic_operator.core.outcomes import Outcome, Retrying, read_outcome, waiting_problem
 from alembic_operator.core.plans import Approval, approval, requires_plan
@@ -199,7 +200,13 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
             message = f"{failed}; the Job retries (backoffLimit {limit})"
             event = PostEvent(EventReason.MIGRATION_RETRYING, message, warning=True)
     else:
-        message = waiting_problem(job) or f"Job {job.name} is running"
+        # No problem: the start message stands, so a healthy run costs no status patch here.
+        message = waiting_problem(job) or start_message(
+            job.name,
+            attempt=status.job.attempt,
+            revision=status.target_revision,
+            mode=RunMode.PLAN if job.mode == RunMode.PLAN.value else RunMode.APPLY,
+        )
         event = None
     if message == status.message:
         return Decision(status, requeue_after=RUNNING_RESYNC_SECONDS)

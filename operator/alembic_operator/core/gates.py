@@ -266,15 +266,12 @@ def apply_gate(
                 else f"migration {me} no longer gates it"
             )
             still = f"; still held by {', '.join(rest)}" if rest else ""
-            ref = DeploymentRef(d.name, d.uid)
-            actions.append(
-                PostEvent(EventReason.DEPLOYMENT_RELEASED, f"released Deployment {d.name}: {why}")
-            )
+            # On the Deployment only: the migration's own status.gate already says it.
             actions.append(
                 PostEvent(
                     EventReason.ROLLOUT_RELEASED,
                     f"released by DatabaseMigration {me}: {why}{still}",
-                    deployment=ref,
+                    deployment=DeploymentRef(d.name, d.uid),
                 )
             )
     actions.extend(_hold_events(migration, held))
@@ -296,7 +293,12 @@ def apply_gate(
 def _hold_events(
     migration: Migration, held: Sequence[tuple[ObservedDeployment, Verdict]]
 ) -> list[PostEvent]:
-    """Events for Deployments newly held, and for held ones once their migration failed."""
+    """Events for Deployments newly held, and for held ones once their migration failed.
+
+    A hold is announced on the Deployment (where ``kubectl describe`` shows why it does not roll
+    out); the migration gets a Warning only when its failure keeps the Deployment held, since its
+    ``status.gate`` and ``DeploymentsHeld`` condition already name what it holds.
+    """
     previous = migration.status
     before = set(previous.gate.deployments) if previous.gate else set()
     condition = find_condition(previous.conditions, ConditionType.DEPLOYMENTS_HELD)
@@ -306,14 +308,15 @@ def _hold_events(
         failed_now = v.failure and (condition is None or condition.reason is not v.reason)
         if not (newly or failed_now):
             continue
-        verb = "holding" if newly else "still holding"
-        events.append(
-            PostEvent(
-                EventReason.DEPLOYMENT_HELD,
-                f"{verb} Deployment {d.name}: {v.message}",
-                warning=v.failure,
+        if v.failure:
+            verb = "holding" if newly else "still holding"
+            events.append(
+                PostEvent(
+                    EventReason.DEPLOYMENT_HELD,
+                    f"{verb} Deployment {d.name}: {v.message}",
+                    warning=True,
+                )
             )
-        )
         events.append(
             PostEvent(
                 EventReason.ROLLOUT_HELD,

@@ -77,8 +77,7 @@ def start_job(
     if observed.secret is not SecretState.PRESENT:
         return secret_missing(migration, observed.secret, now=now)
     planning = mode is RunMode.PLAN
-    what = "plan Job" if planning else "Job"
-    message = f"{what} {name} started (attempt {attempt}) to revision {spec.revision}"
+    message = start_message(name, attempt=attempt, revision=spec.revision, mode=mode)
     new = running(
         migration, JobStatus(name=name, attempt=attempt), message, token, now=now, mode=mode
     )
@@ -90,6 +89,12 @@ def start_job(
     event = EventReason.PLAN_STARTED if planning else EventReason.MIGRATION_STARTED
     actions: tuple[Action, ...] = (CreateJob(job), PostEvent(event, message))
     return Decision(new, actions, requeue_after=RUNNING_RESYNC_SECONDS)
+
+
+def start_message(name: str, *, attempt: int, revision: str | None, mode: RunMode) -> str:
+    """The status message from a Job's start until a problem shows (see decisions._track)."""
+    what = "plan Job" if mode is RunMode.PLAN else "Job"
+    return f"{what} {name} started (attempt {attempt}) to revision {revision}"
 
 
 def plan_start(plan: PlanStatus) -> tuple[str, ...]:

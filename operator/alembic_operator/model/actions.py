@@ -27,10 +27,9 @@ class EventReason(enum.StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"
     SUSPENDED = "Suspended"
     INVALID_SPEC = "InvalidSpec"
-    # The rollout gate: on the migration ...
+    # The rollout gate: a Warning on the migration when its failure keeps a Deployment held ...
     DEPLOYMENT_HELD = "DeploymentHeld"
-    DEPLOYMENT_RELEASED = "DeploymentReleased"
-    # ... and on the Deployment.
+    # ... and on the Deployment, for every hold and release.
     ROLLOUT_HELD = "RolloutHeld"
     ROLLOUT_RELEASED = "RolloutReleased"
     PLAN_STARTED = "PlanStarted"
