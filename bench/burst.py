@@ -53,7 +53,7 @@ async def one(which: str, count: int, limit: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp:
         async with cluster(Path(tmp)) as c:
             tracker = Tracker(c).start()
-            env = {"BENCH_NOOP_EXPECT": str(count)} if which == "noop" else {}
+            env = {"BENCH_NOOP_EXPECT": str(count)} if which != "ours" else {}
             op = await start_operator(which, c, Path(tmp), extra_env=env)
             try:
                 await asyncio.sleep(0.5)  # idle, as in the footprint benchmark

@@ -234,6 +234,8 @@ _KMOCK_NOTE = (
 NS = "default"
 DBM = f"/apis/alembic-operator.dev/v1alpha1/namespaces/{NS}/databasemigrations"
 OPERATORS = ("ours", "noop")
+# The no-op operator's styles (bench/noop_operator.py): "noop" is the default everywhere.
+NOOP_STYLES = {"noop": "events", "noop-handlers": "handlers"}
 RUNNER_IMAGE = "ghcr.io/alembic-operator/alembic-operator:bench"
 KUBELET_AGENT = "alembic-operator-local-kubelet"
 BENCH_AGENT = "alembic-operator-bench"
@@ -485,6 +487,8 @@ async def _start(which: str, c: Cluster, workdir: Path, extra_env: dict[str, str
     env = clean_env(
         KUBECONFIG=str(c.kubeconfig), ALEMBIC_OPERATOR_RUNNER_IMAGE=RUNNER_IMAGE, **extra_env
     )
+    if which in NOOP_STYLES:
+        env["BENCH_NOOP_STYLE"] = NOOP_STYLES[which]
     started = time.monotonic()
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
