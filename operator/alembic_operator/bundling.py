@@ -122,11 +122,26 @@ def build_runner_source() -> str:
         "",
         "from __future__ import annotations",
         "",
+        "import gc",
+        "",
+        'if __name__ == "__main__":',
+        "    # A one-shot process: the imports and definitions below run without the cyclic",
+        "    # garbage collector and are frozen before main() (see alembic_operator.cli).",
+        "    gc.disable()",
+        "",
         *imports,
     ]
     for module in modules:
         parts += ["", "", f"# ---- {module.name} " + "-" * (80 - len(module.name)), "", module.body]
-    parts += ["", "", 'if __name__ == "__main__":', "    raise SystemExit(main())", ""]
+    parts += [
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    gc.freeze()",
+        "    gc.enable()",
+        "    raise SystemExit(main())",
+        "",
+    ]
     return "\n".join(parts)
 
 

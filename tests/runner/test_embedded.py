@@ -50,6 +50,46 @@ def test_bundle_runs_like_the_package(database: Database, tmp_path: Path) -> Non
     assert database.versions() == {HEAD}
 
 
+_GC_STATE = "import gc; print(gc.isenabled(), gc.get_freeze_count() > 0)"
+
+
+@pytest.mark.parametrize(
+    ("prelude", "expected"),
+    [
+        pytest.param(
+            "from alembic_operator.cli import _import_runner; _import_runner()",
+            "True True",
+            id="cli-migrate-freezes-its-imports",
+        ),
+        pytest.param(
+            "import runpy, sys; sys.argv = ['runner.py', '--help']\n"
+            "try: runpy.run_path(PATH, run_name='__main__')\nexcept SystemExit: pass",
+            "True True",
+            id="bundle-as-a-script-freezes-its-imports",
+        ),
+        pytest.param(
+            "import importlib.util as u, sys; s = u.spec_from_file_location('r', PATH)\n"
+            "m = sys.modules['r'] = u.module_from_spec(s); s.loader.exec_module(m)",
+            "True False",
+            id="bundle-imported-as-a-module-leaves-gc-alone",
+        ),
+    ],
+)
+def test_runner_imports_run_without_gc_then_freeze(
+    prelude: str, expected: str, tmp_path: Path
+) -> None:
+    # A one-shot process: its import-time heap is frozen, so no collection (nor the one at
+    # exit) walks it again; the collector is on again for the migrations' own garbage.
+    path = tmp_path / "runner.py"
+    path.write_text(build_runner_source())
+    code = f"PATH = {str(path)!r}\n{prelude}\n{_GC_STATE}"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == expected
+
+
 @pytest.fixture(scope="session")
 def old_python() -> str:
     """A virtualenv with SQLAlchemy 1.4 and Alembic 1.7 (built once, then reused)."""
