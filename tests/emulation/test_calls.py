@@ -51,3 +51,17 @@ async def test_kmock_reactions_override_the_emulation(api: ApiServer, client: Cl
     assert await client.get(WIDGETS) == (418, {"intercepted": True})
     assert (await client.post(WIDGETS, widget("w")))[0] == 201  # other requests are emulated
     assert len(api["get", kmock.resource("example.com/v1/widgets")]) == 1
+
+
+async def test_a_reaction_added_later_still_wins_and_sees_earlier_requests(
+    api: ApiServer, client: Client
+) -> None:
+    # Served by the emulation directly (no user reaction yet), yet recorded in kmock's history.
+    assert (await client.get(WIDGETS))[0] == 200
+    assert (await client.get(WIDGETS))[0] == 200
+    widgets = kmock.resource("example.com/v1/widgets")
+    assert len(api["get", widgets]) == 2
+    api["get", widgets] << 503 << {"intercepted": True}
+    assert await client.get(WIDGETS) == (503, {"intercepted": True})
+    assert (await client.post(WIDGETS, widget("w")))[0] == 201  # not matched: emulated
+    assert len(api["get", widgets]) == 3
