@@ -27,13 +27,13 @@ or import alembic/sqlalchemy.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from alembic_operator.emulation import errors
 from alembic_operator.emulation.cel import RuleSet
+from alembic_operator.emulation.jsontree import clone
 from alembic_operator.emulation.schemas import (
     FieldError,
     Schema,
@@ -143,7 +143,7 @@ class CRDValidator:
 
     def default(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Pruned and defaulted copy, without validation: what a read from storage returns."""
-        result = copy.deepcopy(obj)
+        result = clone(obj)
         prune(result, self.schema, "", [], root=True)
         default(result, self.schema)
         return result
@@ -156,7 +156,7 @@ class CRDValidator:
         field_validation: FieldValidation = "Ignore",
     ) -> Admitted:
         """Prune, default and validate ``new_obj`` (``old_obj`` is the stored one on update)."""
-        obj = copy.deepcopy(new_obj)
+        obj = clone(new_obj)
         pruned: list[str] = []
         prune(obj, self.schema, "", pruned, root=True)
         if pruned and field_validation == "Strict":

@@ -17,12 +17,12 @@ background after deletions and after writes that add ownerReferences):
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
 from alembic_operator.emulation.catalog import CRD_TYPE
 from alembic_operator.emulation.errors import ApiError
+from alembic_operator.emulation.jsontree import clone
 from alembic_operator.emulation.registry import Registry
 from alembic_operator.emulation.store import StorageKey
 
@@ -113,7 +113,7 @@ def _finalize_container(registry: Registry, key: StorageKey, obj: dict[str, Any]
             return False
         rtype = registry.type_for(key)
         assert rtype is not None
-        body = copy.deepcopy(obj)
+        body = clone(obj)
         body["spec"]["finalizers"] = []
         registry.update(rtype, None, namespace, body)
         return True

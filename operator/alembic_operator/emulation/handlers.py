@@ -10,7 +10,9 @@
   DeleteOptions body; ``fieldManager`` required for apply patches;
 - request bodies: POST/PUT take JSON (or YAML) objects; PATCH content types are negotiated as the
   real apiserver does (415 for unknown ones, strategic merge only for built-ins).
-List items of built-in kinds carry no ``kind``/``apiVersion`` (as on a real cluster).
+List items of built-in kinds carry no ``kind``/``apiVersion`` (as on a real cluster). Results are
+taken ``shared`` from the registry (not deep-copied): they are serialized at once, never changed
+below their top level.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def _list(
         namespace,
         label_selector=params.get("labelSelector"),
         field_selector=params.get("fieldSelector"),
+        shared=True,
     )
     if params.get("continue"):
         rv, after = _decode_continue(params["continue"])
@@ -156,6 +159,7 @@ def _delete(call: _Call) -> aiohttp.web.Response:
         propagation=policy,
         preconditions=preconditions,
         dry_run=dry_run,
+        shared=True,
     )
     warn = policy is None and rtype.storage_key == ("batch", "jobs")
     headers = {"Warning": _JOB_ORPHAN_WARNING} if warn else None
@@ -197,6 +201,7 @@ def _patch(call: _Call) -> aiohttp.web.Response:
         decoded,
         subresource=call.path.subresource,
         dry_run=_dry_run(call.params),
+        shared=True,
     )
     return _json(result, status=201 if existed is None else 200)
 
@@ -217,13 +222,15 @@ def _log(call: _Call) -> aiohttp.web.Response:
 def _read(call: _Call) -> aiohttp.web.Response:
     if call.path.name is None:
         return _json(_list(call.registry, call.rtype, call.path.namespace, call.params))
-    return _json(call.registry.get(call.rtype, call.path.namespace, call.name))
+    return _json(call.registry.get(call.rtype, call.path.namespace, call.name, shared=True))
 
 
 def _create(call: _Call) -> aiohttp.web.Response:
     body = _object_body(call.body, call.content_type)
     dry_run = _dry_run(call.params)
-    created = call.registry.create(call.rtype, call.path.namespace, body, dry_run=dry_run)
+    created = call.registry.create(
+        call.rtype, call.path.namespace, body, dry_run=dry_run, shared=True
+    )
     return _json(created, status=201)
 
 
@@ -235,6 +242,7 @@ def _update(call: _Call) -> aiohttp.web.Response:
         _object_body(call.body, call.content_type),
         subresource=call.path.subresource,
         dry_run=_dry_run(call.params),
+        shared=True,
     )
     return _json(updated)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import datetime
 import logging
 from pathlib import Path
@@ -36,6 +35,7 @@ from alembic_operator.emulation.jobstatus import (
     set_condition,
     suspended,
 )
+from alembic_operator.emulation.jsontree import clone
 from alembic_operator.emulation.podexecution import PodExecutor
 from alembic_operator.emulation.podfailure import evaluate_pod_failure_policy
 from alembic_operator.emulation.runstates import JobGone, JobState, PodRun, write_job_status
@@ -69,7 +69,7 @@ class JobController(PodExecutor):
 
     async def _job_loop(self, state: JobState) -> None:
         loop = asyncio.get_running_loop()
-        state.status = copy.deepcopy(state.job.get("status") or {})
+        state.status = clone(state.job.get("status") or {})
         if await self._adopt_leftovers(state):
             return
         while not state.gone and not self._stopping:
@@ -223,7 +223,7 @@ class JobController(PodExecutor):
         await write_job_status(self._client, state)
 
     async def _create_pod(self, state: JobState) -> PodRun:
-        template = copy.deepcopy((state.job.get("spec") or {}).get("template") or {})
+        template = clone((state.job.get("spec") or {}).get("template") or {})
         meta = template.get("metadata") or {}
         labels = dict(meta.get("labels") or {})
         for label in UID_LABELS:

@@ -8,7 +8,6 @@ stored object, no finalizers added to an object being deleted, and when an objec
 
 from __future__ import annotations
 
-import copy
 import datetime
 import secrets
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any
 
 from alembic_operator.emulation import errors
 from alembic_operator.emulation.catalog import ResourceType
+from alembic_operator.emulation.jsontree import clone
 
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what the apiserver's generateName draws from
 SYSTEM_FIELDS = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -45,7 +45,7 @@ def decode(rtype: ResourceType, body: Any, namespace: str | None) -> dict[str, A
     """A copy of a request body checked against the resource and the URL's namespace."""
     if not isinstance(body, dict):
         raise errors.bad_request(f"Object 'Kind' is missing in '{str(body)[:200]}'")
-    obj = copy.deepcopy(body)
+    obj = clone(body)
     if obj.get("kind", rtype.kind) != rtype.kind:
         raise errors.bad_request(
             f"the kind in the data ({obj['kind']}) does not match the expected kind ({rtype.kind})"

@@ -19,11 +19,11 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 from alembic_operator.emulation.errors import ApiError, bad_request, patch_failed
+from alembic_operator.emulation.jsontree import clone
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -65,7 +65,7 @@ def decode(body: bytes, *, yaml_allowed: bool = False) -> Any:
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch; returns a new value, the inputs are not modified."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -171,13 +171,13 @@ def json_patch(target: Any, operations: Any) -> Any:
     if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
         kind = _json_kind(operations)
         raise bad_request(f"json: cannot unmarshal {kind} into Go value of type jsonpatch.Patch")
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     for operation in operations:
         op = operation.get("op")
         path = operation.get("path")
         if op in {"add", "replace", "test"} and "value" not in operation:
             raise patch_failed(f"missing value for {op} operation on {path}")
-        value = copy.deepcopy(operation.get("value"))
+        value = clone(operation.get("value"))
         if op == "add":
             doc = _add(doc, path, value)
         elif op == "replace":
@@ -193,7 +193,7 @@ def json_patch(target: Any, operations: Any) -> Any:
                 raise patch_failed(f"testing value {path} failed: test failed")
         elif op in {"move", "copy"}:
             source = operation.get("from")
-            moved = _remove(doc, source) if op == "move" else copy.deepcopy(_get(doc, source))
+            moved = _remove(doc, source) if op == "move" else clone(_get(doc, source))
             doc = _add(doc, path, moved)
         else:
             raise patch_failed(f"Unexpected kind: {op}")
@@ -229,10 +229,10 @@ def _merge_list(field: str, target: list[Any], patch: list[Any]) -> list[Any]:
     if field in MERGED_PRIMITIVE_LISTS:
         return list(target) + [item for item in patch if item not in target]
     if key is None or not all(isinstance(item, dict) for item in [*target, *patch]):
-        return copy.deepcopy(patch)
+        return clone(patch)
     if any(item.get("$patch") == "replace" for item in patch):
-        return [copy.deepcopy(i) for i in patch if i.get("$patch") != "replace"]
-    result = [copy.deepcopy(item) for item in target]
+        return [clone(i) for i in patch if i.get("$patch") != "replace"]
+    result = [clone(item) for item in target]
     for item in patch:
         position = next(
             (i for i, existing in enumerate(result) if existing.get(key) == item.get(key)), None
@@ -252,7 +252,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         raise bad_request(f"json: cannot unmarshal {_json_kind(patch)} into Go value of {_GO_MAP}")
     if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: clone(v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
         return {}
     result = dict(target) if isinstance(target, dict) else {}
@@ -272,7 +272,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
         elif isinstance(value, list):
             result[key] = _merge_list(key, [], value)
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = clone(value)
     return result
 
 

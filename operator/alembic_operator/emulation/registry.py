@@ -11,7 +11,6 @@ the custom-resource validation hook (422 Invalid). Garbage collection lives in :
 
 from __future__ import annotations
 
-import copy
 import datetime
 import logging
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 
 from alembic_operator.emulation import errors, objects, patching, strategies
 from alembic_operator.emulation.catalog import CRD_TYPE, Catalog, ResourceType, types_from_crd
+from alembic_operator.emulation.jsontree import clone
 from alembic_operator.emulation.metadata import metadata_errors
 from alembic_operator.emulation.selectors import (
     fields_match,
@@ -69,9 +69,15 @@ class Registry:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def get(self, rtype: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
-        """A copy of the object as served through ``rtype`` (404 if absent)."""
-        return self._present(rtype, self._stored(rtype, namespace, name))
+    def get(
+        self, rtype: ResourceType, namespace: str | None, name: str, *, shared: bool = False
+    ) -> dict[str, Any]:
+        """A copy of the object as served through ``rtype`` (404 if absent).
+
+        ``shared`` (here and on every method returning objects): only the top level is a new
+        dict, the rest is the stored object's; never change it (for serializing at once).
+        """
+        return self._present(rtype, self._stored(rtype, namespace, name), shared)
 
     def list(
         self,
@@ -80,12 +86,13 @@ class Registry:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        shared: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
         """Copies of matching objects and the list's resourceVersion."""
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector, rtype.group, rtype.plural)
         items = [
-            self._present(rtype, obj)
+            self._present(rtype, obj, shared)
             for obj in self.store.items(rtype.storage_key, namespace if rtype.namespaced else None)
             if labels_match(labels, obj) and fields_match(fields, obj)
         ]
@@ -98,15 +105,21 @@ class Registry:
         return obj
 
     @staticmethod
-    def _present(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        result = copy.deepcopy(obj)
+    def _present(rtype: ResourceType, obj: dict[str, Any], shared: bool) -> dict[str, Any]:
+        result = {**obj} if shared else clone(obj)
         result["apiVersion"] = rtype.api_version
         return result
 
     # --- create ---------------------------------------------------------------------------------
 
     def create(
-        self, rtype: ResourceType, namespace: str | None, body: Any, *, dry_run: bool = False
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        shared: bool = False,
     ) -> dict[str, Any]:
         """POST: a new object with system metadata; 409 if the name is taken."""
         obj = objects.decode(rtype, body, namespace)
@@ -130,10 +143,10 @@ class Registry:
         meta.update(uid=uid, creationTimestamp=objects.now(self.clock), generation=1)
         obj = objects.ordered(obj)
         if dry_run:
-            return copy.deepcopy(obj)
+            return clone(obj)
         self.store.write(rtype.storage_key, obj)
         self._after_write(rtype, obj, None)
-        return self._present(rtype, obj)
+        return self._present(rtype, obj, shared)
 
     def _generate_name(self, rtype: ResourceType, meta: dict[str, Any]) -> str:
         for _ in range(8):
@@ -182,6 +195,7 @@ class Registry:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        shared: bool = False,
     ) -> dict[str, Any]:
         """PUT: replace the object (or its status); 409 on a stale resourceVersion."""
         new = objects.decode(rtype, body, namespace)
@@ -205,7 +219,7 @@ class Registry:
                     )
                 ],
             )
-        return self._commit(rtype, old, new, subresource, dry_run)
+        return self._commit(rtype, old, new, subresource, dry_run=dry_run, shared=shared)
 
     def patch(
         self,
@@ -217,15 +231,17 @@ class Registry:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        shared: bool = False,
     ) -> dict[str, Any]:
         """PATCH with a negotiated patch type (see :mod:`.patching`)."""
         stored = self.store.get(rtype.storage_key, namespace if rtype.namespaced else None, name)
         if stored is None and patch_type == patching.APPLY_PATCH and subresource is None:
             created = patching.apply_patch(patch_type, {}, body)
             created.setdefault("metadata", {})["name"] = name
-            return self.create(rtype, namespace, created, dry_run=dry_run)
+            return self.create(rtype, namespace, created, dry_run=dry_run, shared=shared)
         old = self._stored(rtype, namespace, name)
-        current = self._present(rtype, old)
+        # The patch functions never change their target; decode() below copies the result.
+        current = self._present(rtype, old, shared=True)
         new = patching.apply_patch(patch_type, current, body)
         meta = new.get("metadata")
         if not isinstance(meta, dict) or meta.get("name") != name:
@@ -233,7 +249,7 @@ class Registry:
                 "the name of the patched object does not match the name on the URL"
             )
         new = objects.decode(rtype, new, namespace)
-        return self._commit(rtype, old, new, subresource, dry_run)
+        return self._commit(rtype, old, new, subresource, dry_run=dry_run, shared=shared)
 
     def _commit(
         self,
@@ -241,7 +257,9 @@ class Registry:
         old: dict[str, Any],
         new: dict[str, Any],
         subresource: str | None,
+        *,
         dry_run: bool,
+        shared: bool,
     ) -> dict[str, Any]:
         """The common update path of PUT and PATCH."""
         objects.carry_system_metadata(rtype, old, new)
@@ -254,16 +272,17 @@ class Registry:
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 0)) + 1
         new = objects.ordered(new)
         if new == old:
-            return self._present(rtype, old)  # a no-op write: no new resourceVersion, no event
+            # A no-op write: no new resourceVersion, no event.
+            return self._present(rtype, old, shared)
         if dry_run:
-            return copy.deepcopy(new)
+            return clone(new)
         if objects.is_released(rtype, new):
             self.store.remove(rtype.storage_key, new)
             self._after_delete(rtype, new)
         else:
             self.store.write(rtype.storage_key, new)
             self._after_write(rtype, new, old)
-        return self._present(rtype, new)
+        return self._present(rtype, new, shared)
 
     # --- delete ---------------------------------------------------------------------------------
 
@@ -276,6 +295,7 @@ class Registry:
         propagation: str | None = None,
         preconditions: dict[str, Any] | None = None,
         dry_run: bool = False,
+        shared: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """DELETE: the object as marked (False) or as finally deleted (True)."""
         old = self._stored(rtype, namespace, name)
@@ -286,13 +306,13 @@ class Registry:
         if propagation not in {"Orphan", "Background", "Foreground"}:
             raise errors.bad_request(f"unsupported propagationPolicy {propagation!r}")
         if meta.get("deletionTimestamp") or dry_run:
-            return self._present(rtype, old), False
+            return self._present(rtype, old, shared), False
         finalizers = list(meta.get("finalizers") or [])
         extra = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}.get(propagation)
         if extra and extra not in finalizers:
             finalizers.append(extra)
         if finalizers or (rtype.plural == "namespaces" and rtype.group == ""):
-            marked = copy.deepcopy(old)
+            marked = clone(old)
             marked["metadata"].update(
                 deletionTimestamp=objects.now(self.clock),
                 deletionGracePeriodSeconds=0,
@@ -304,10 +324,10 @@ class Registry:
                 marked["status"] = {**(marked.get("status") or {}), "phase": "Terminating"}
             self.store.write(rtype.storage_key, marked)
             self.on_gc_needed()
-            return self._present(rtype, marked), False
-        final = self.store.remove(rtype.storage_key, copy.deepcopy(old))
+            return self._present(rtype, marked, shared), False
+        final = self.store.remove(rtype.storage_key, clone(old))
         self._after_delete(rtype, final)
-        return self._present(rtype, final), True
+        return self._present(rtype, final, shared), True
 
     # --- hooks ----------------------------------------------------------------------------------
 
@@ -349,7 +369,7 @@ class Registry:
         existing = self.store.get(CRD_TYPE.storage_key, None, name)
         if existing is None:
             return self.create(CRD_TYPE, None, crd)
-        body = copy.deepcopy(crd)
+        body = clone(crd)
         body.setdefault("metadata", {})["resourceVersion"] = existing["metadata"]["resourceVersion"]
         body["metadata"].setdefault("finalizers", existing["metadata"].get("finalizers"))
         return self.update(CRD_TYPE, None, name, body)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +30,7 @@ from alembic_operator.emulation.apiclient import (
     job_path,
     pod_path,
 )
+from alembic_operator.emulation.jsontree import clone
 from alembic_operator.emulation.timestamps import now
 
 logger = logging.getLogger(__name__)
@@ -165,13 +165,13 @@ class PodRun:
             "podIP": "127.0.0.1",
             "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.start_time,
-            "containerStatuses": copy.deepcopy(self.statuses),
+            "containerStatuses": clone(self.statuses),
             "qosClass": "BestEffort",
             "reason": self.reason,
             "message": self.message,
         }
         if self.init_statuses:
-            body["initContainerStatuses"] = copy.deepcopy(self.init_statuses)
+            body["initContainerStatuses"] = clone(self.init_statuses)
         return body
 
 

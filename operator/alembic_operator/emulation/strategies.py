@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 from typing import Any
 
 from alembic_operator.emulation.catalog import ResourceType
 from alembic_operator.emulation.errors import bad_request
+from alembic_operator.emulation.jsontree import clone
 
 JOB_LABELS = ("batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name")
 LEGACY_JOB_LABELS = ("controller-uid", "job-name")
@@ -156,7 +156,7 @@ def prepare_for_update(
 ) -> dict[str, Any]:
     """The update strategy: isolate status and the main body; returns the object to store."""
     if subresource == "status":
-        result = copy.deepcopy(old)
+        result = clone(old)
         if "status" in new:
             result["status"] = new["status"]
         else:
@@ -164,7 +164,7 @@ def prepare_for_update(
         return result
     if rtype.has_status:
         if "status" in old:
-            new["status"] = copy.deepcopy(old["status"])
+            new["status"] = clone(old["status"])
         else:
             new.pop("status", None)
     return new

@@ -12,13 +12,13 @@ A CRD whose schema the factory cannot compile (``ValueError``) is itself refused
 
 from __future__ import annotations
 
-import copy
 import importlib
 from collections.abc import Callable
 from typing import Any
 
 from alembic_operator.emulation import errors
 from alembic_operator.emulation.catalog import CRD_TYPE, ResourceType
+from alembic_operator.emulation.jsontree import clone
 
 Validator = Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]]
 ValidatorFactory = Callable[[dict[str, Any], str], Validator | None]
@@ -59,7 +59,7 @@ class ValidationHook:
             return override
         key = (crd["metadata"]["uid"], crd["metadata"]["resourceVersion"], rtype.version)
         if key not in self._cache:
-            self._cache[key] = self.factory(copy.deepcopy(crd), rtype.version)
+            self._cache[key] = self.factory(clone(crd), rtype.version)
         return self._cache[key]
 
     def admit(
@@ -74,7 +74,7 @@ class ValidationHook:
         if validator is None:
             return
         try:
-            result = validator(copy.deepcopy(obj), copy.deepcopy(old) if old is not None else None)
+            result = validator(clone(obj), clone(old) if old is not None else None)
         except errors.ApiError:
             raise
         except Exception as exc:
@@ -96,7 +96,7 @@ class ValidationHook:
             return
         for i, version in enumerate((crd.get("spec") or {}).get("versions") or []):
             try:
-                self.factory(copy.deepcopy(crd), str(version.get("name")))
+                self.factory(clone(crd), str(version.get("name")))
             except (ValueError, KeyError, TypeError) as exc:
                 field = f"spec.versions[{i}].schema.openAPIV3Schema"
                 error = errors.FieldError(field, "Invalid value", str(exc), "...")
