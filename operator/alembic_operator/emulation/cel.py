@@ -10,10 +10,17 @@ as on create. ``message``, ``messageExpression``, ``reason`` and ``fieldPath`` a
 Not reproduced: the apiserver's cost estimation and runtime cost budget, ``optionalOldSelf``
 (rejected at compile time), the Kubernetes CEL extension libraries (strings, lists, regex find,
 quantity, url, ip, ...) and validation ratcheting. It must not do I/O or import alembic/sqlalchemy.
+
+Speed: a rule's text is compiled once per process (programs are stateless, shared by rule sets),
+and a rule set remembers the values its rules at a node accepted: rules are pure functions of
+``self`` and ``oldSelf``, so an unchanged value (the spec, on each status write) is accepted again
+without evaluating; a value that failed is evaluated again, so every error is reported as before.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -61,6 +68,7 @@ class Rule:
     field_path: str
 
 
+@functools.lru_cache(maxsize=1024)
 def _compile(text: str) -> tuple[celpy.Runner, bool]:
     ast = _ENVIRONMENT.compile(text)
     idents = {str(tok) for node in ast.find_data("ident") for tok in node.children}
@@ -135,6 +143,7 @@ class RuleSet:
     def __init__(self, root: Schema) -> None:
         self._root = root  # keeps the node ids below stable
         self._rules: dict[int, list[Rule]] = {}
+        self._accepted: dict[tuple[int, str, str | None], None] = {}  # see _memo_key
         problems: list[str] = []
         self._collect(root, "openAPIV3Schema", problems)
         if problems:
@@ -208,6 +217,9 @@ class RuleSet:
                 **value,
                 "metadata": {k: meta[k] for k in ("name", "generateName") if k in meta},
             }
+        key = _memo_key(id(schema), value, old, has_old and any(r.uses_old_self for r in rules))
+        if key is not None and key in self._accepted:
+            return []
         activation: dict[str, Any] = {"self": to_cel(value, schema)}
         if has_old:
             activation["oldSelf"] = to_cel(old, schema)
@@ -224,6 +236,10 @@ class RuleSet:
             if isinstance(result, celtypes.BoolType) and bool(result):
                 continue
             errors.append(self._failure(rule, activation, value, schema, path))
+        if key is not None and not errors:
+            if len(self._accepted) >= _MEMO_SIZE:
+                self._accepted.clear()
+            self._accepted[key] = None
         return errors
 
     @staticmethod
@@ -245,6 +261,30 @@ class RuleSet:
         if rule.reason == "FieldValueDuplicate":
             return FieldError(rule.reason, path or "<nil>", "", shown)
         return FieldError("FieldValueInvalid", path or "<nil>", detail, shown)
+
+
+_MEMO_SIZE: Final = 4096
+
+
+def _memo_key(
+    node: int, value: Any, old: Any, with_old: bool
+) -> tuple[int, str, str | None] | None:
+    """What the rules at a node see: its id, ``self`` and (for transition rules) ``oldSelf``.
+
+    None (no memo) unless the values are plain JSON, whose text then identifies them exactly.
+    """
+    if not _plain_json(value) or (with_old and not _plain_json(old)):
+        return None
+    return node, json.dumps(value), json.dumps(old) if with_old else None
+
+
+def _plain_json(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain_json(v) for v in value)
+    return kind in (str, int, float, bool, type(None))
 
 
 def _identity(item: dict[str, Any], keys: list[str]) -> str:
