@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from alembic_operator.emulation.apiserver import ApiServer
+from alembic_operator.emulation.jsontree import clone
 from alembic_operator.emulation.patching import merge_patch
 from tests.emulation.helpers import (
     DEPLOYMENTS,
@@ -187,3 +188,23 @@ async def test_pod_starts_pending_and_serves_its_log(client: Client, api: ApiSer
     assert await client.get(f"{PODS}/p/log", container="main", limitBytes="3") == (200, "one")
     assert (await client.get(f"{PODS}/p/log", container="nope"))[0] == 400
     assert (await client.get(f"{PODS}/missing/log"))[0] == 404
+
+
+@pytest.mark.parametrize(("path", "body"), WITH_STATUS, ids=IDS)
+async def test_writes_never_change_earlier_stored_objects(
+    api: ApiServer, client: Client, path: str, body: dict[str, Any]
+) -> None:
+    await client.ok("POST", path, body)
+    name = body["metadata"]["name"]
+    await client.ok(
+        "PATCH", f"{path}/{name}/status", {"status": {"a": {"b": 1}}}, content_type=MERGE
+    )
+    kept = [(e.obj, clone(e.obj)) for e in api.registry.store.events_after(0)]
+    status = {"status": {"a": {"b": 2, "c": [1]}}, "spec": {"forged": True}}
+    await client.ok("PATCH", f"{path}/{name}/status", status, content_type=MERGE)
+    labels = {"metadata": {"labels": {"x": "y"}}, "status": {"a": {"b": 3}}}
+    await client.ok("PATCH", f"{path}/{name}", labels, content_type=MERGE)
+    assert all(stored == snapshot for stored, snapshot in kept)
+    final = await client.ok("GET", f"{path}/{name}")
+    assert final["status"]["a"] == {"b": 2, "c": [1]} and "forged" not in final.get("spec", {})
+    assert final["metadata"]["labels"] == {"x": "y"}

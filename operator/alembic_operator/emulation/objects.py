@@ -41,11 +41,16 @@ def ordered(obj: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def decode(rtype: ResourceType, body: Any, namespace: str | None) -> dict[str, Any]:
-    """A copy of a request body checked against the resource and the URL's namespace."""
+def decode(
+    rtype: ResourceType, body: Any, namespace: str | None, *, copy: bool = True
+) -> dict[str, Any]:
+    """A copy of a request body checked against the resource and the URL's namespace.
+
+    ``copy=False``: the body itself, whose top level and ``metadata`` dict the caller owns.
+    """
     if not isinstance(body, dict):
         raise errors.bad_request(f"Object 'Kind' is missing in '{str(body)[:200]}'")
-    obj = clone(body)
+    obj = clone(body) if copy else body
     if obj.get("kind", rtype.kind) != rtype.kind:
         raise errors.bad_request(
             f"the kind in the data ({obj['kind']}) does not match the expected kind ({rtype.kind})"

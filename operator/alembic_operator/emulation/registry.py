@@ -248,7 +248,10 @@ class Registry:
             raise errors.bad_request(
                 "the name of the patched object does not match the name on the URL"
             )
-        new = objects.decode(rtype, new, namespace)
+        if subresource is None:
+            new = objects.decode(rtype, new, namespace)
+        else:  # only its metadata and status are read: prepare_for_update copies the status
+            new = objects.decode(rtype, {**new, "metadata": dict(meta)}, namespace, copy=False)
         return self._commit(rtype, old, new, subresource, dry_run=dry_run, shared=shared)
 
     def _commit(

@@ -155,12 +155,14 @@ def prepare_for_update(
     rtype: ResourceType, new: dict[str, Any], old: dict[str, Any], subresource: str | None
 ) -> dict[str, Any]:
     """The update strategy: isolate status and the main body; returns the object to store."""
-    if subresource == "status":
-        result = clone(old)
+    if subresource == "status":  # a copy of old with a copy of new's status, in old's key order
+        result = {
+            k: None if k == "status" else clone(v)
+            for k, v in old.items()
+            if k != "status" or "status" in new
+        }
         if "status" in new:
-            result["status"] = new["status"]
-        else:
-            result.pop("status", None)
+            result["status"] = clone(new["status"])
         return result
     if rtype.has_status:
         if "status" in old:
