@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -145,6 +146,10 @@ def _run(argv: Sequence[str]) -> int:
         os.environ[WEBHOOK_CERT_DIR_ENV] = str(args.webhook_cert_dir.resolve())
 
     kopf.configure(verbose=args.verbose)
+    if not args.verbose:
+        # kopf logs "Handler '...' succeeded." for every watch event (every Deployment of the
+        # cluster): noise that costs CPU. Handler failures are warnings and errors: still logged.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
         standalone=args.standalone,
         namespaces=args.namespace,

@@ -16,6 +16,7 @@ import kopf
 from alembic_operator import __version__
 from alembic_operator.controller import metrics, webhooks
 from alembic_operator.controller.kubeapi import PLURAL, KubeApi
+from alembic_operator.controller.persistence import NoDiffBase, NoProgress, has_change_handlers
 from alembic_operator.controller.reconcilers import Reconciler
 from alembic_operator.controller.transport import credentials, load_client
 from alembic_operator.core.jobs import LABEL_MIGRATION_UID
@@ -30,6 +31,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # Events are posted by the operator itself (redacted, only after the status they report);
     # kopf would otherwise turn its own log lines into Events.
     settings.posting.enabled = False
+    # No change handlers, so kopf has nothing to persist: skip its per-event copies.
+    settings.persistence.diffbase_storage = NoDiffBase()
+    settings.persistence.progress_storage = NoProgress()
     # Watches: reconnect well before proxies cut idle streams; a dropped one resumes quickly.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -53,6 +57,8 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    if has_change_handlers(kopf.get_default_registry()):
+        raise kopf.PermanentError("a change handler needs kopf's persistence: see persistence.py")
     configure(settings)
     webhooks.configure(settings)  # the gate's admission webhook: off unless a port is given
     runner_image = os.environ.get(RUNNER_IMAGE_ENV) or DEFAULT_RUNNER_IMAGE
