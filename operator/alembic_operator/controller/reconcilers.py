@@ -59,21 +59,30 @@ class Reconciler:
         self._by_uid: dict[str, Key] = {}
         self.index = GateIndex()
         self._deployments: dict[Key, tuple[Any, ...]] = {}
+        # The last migration parsed from a watch event, by key: (uid, resourceVersion, typed).
+        # A reconcile of that same version reuses it instead of parsing the body again.
+        self._parsed: dict[Key, tuple[str, str, Migration]] = {}
 
     # --- triggers --------------------------------------------------------------------------
 
     def migration_seen(self, body: Mapping[str, Any]) -> None:
         """Keep the gate index current from a migration's watch event."""
         meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        version = str(meta.get("resourceVersion", ""))
         try:
             migration = parse_migration(body)
         except InvalidMigration:
-            self.index.drop(str(meta.get("namespace")), str(meta.get("name")))
+            self._parsed.pop(key, None)
+            self.index.drop(*key)
             return
-        self.index.put(migration, resource_version=str(meta.get("resourceVersion", "")))
+        if version:
+            self._parsed[key] = (migration.ref.uid, version, migration)
+        self.index.put(migration, resource_version=version)
 
     def migration_deleted(self, key: Key) -> None:
         """Drop it from the index; the reconcile that follows releases what it held."""
+        self._parsed.pop(key, None)
         self.index.drop(*key)
         self.trigger(key)
 
@@ -211,7 +220,7 @@ class Reconciler:
     ) -> tuple[Decision, Migration | None, MigrationStatus]:
         """The decision, the typed migration (``None`` when invalid) and its stored status."""
         try:
-            migration = parse_migration(body)
+            migration = self._parse(body, ref)
         except InvalidMigration as exc:
             status = parse_status(body.get("status") or {})  # type: ignore[arg-type]
             return reject_invalid(ref, status, message=str(exc), now=self._clock()), None, status
@@ -221,6 +230,14 @@ class Reconciler:
         decision = decide(migration, observed, now=now, runner_image=self._runner_image)
         gated = apply_gate(migration, decision, observed.deployments, now=now)
         return gated, migration, migration.status
+
+    def _parse(self, body: Mapping[str, Any], ref: MigrationRef) -> Migration:
+        """The typed migration; the one parsed from its watch event when it is this version."""
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        seen = self._parsed.get((ref.namespace, ref.name))
+        if seen is not None and version and seen[:2] == (ref.uid, version):
+            return seen[2]
+        return parse_migration(body)
 
     async def _release_deleted(self, namespace: str, name: str) -> None:
         """The migration is gone: release the Deployments whose held-by names it."""
