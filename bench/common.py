@@ -223,13 +223,6 @@ def clean_env(**extra: str) -> dict[str, str]:
 # --- the emulated cluster -------------------------------------------------------------------
 
 NOTES: set[str] = set()  # caveats of this run, appended to every recorded section
-_KMOCK_NOTE = (
-    "The emulator keeps a short kmock request history in these runs "
-    "(`emulation.apiserver._KEPT_REQUESTS = 25`, set by bench/common.py; "
-    "`BENCH_KMOCK_HISTORY=full` keeps the default 5000): kmock re-filters its retained "
-    "history on every request, which made the emulator itself the bottleneck (100 migrations "
-    "took 50 s with the default, operator idle waiting on responses)."
-)
 
 NS = "default"
 DBM = f"/apis/alembic-operator.dev/v1alpha1/namespaces/{NS}/databasemigrations"
@@ -262,6 +255,8 @@ def operator_argv(which: str) -> list[str]:
 
 APP_IMAGE = "registry.example.com/shop/app:1.0"
 HELD_BY = "alembic-operator.dev/held-by"
+# kopf's diff-base: written once a change's handlers succeeded (kopf's default persistence).
+KOPF_HANDLED = "kopf.zalando.org/last-handled-configuration"
 
 
 def migration(name: str, *, gate: str | None = None) -> dict[str, Any]:
@@ -378,17 +373,9 @@ async def cluster(
     import aiohttp  # noqa: PLC0415 - only the cluster benchmarks need it
     import yaml  # noqa: PLC0415 - only the cluster benchmarks need it
 
-    from alembic_operator.emulation import apiserver as apiserver_module  # noqa: PLC0415 - only the cluster benchmarks need it
     from alembic_operator.emulation.apiserver import ApiServer  # noqa: PLC0415 - only the cluster benchmarks need it
     from alembic_operator.emulation.kubelet import LocalKubelet  # noqa: PLC0415 - only the cluster benchmarks need it
 
-    if os.environ.get("BENCH_KMOCK_HISTORY") != "full":
-        # kmock matches every request against its whole retained request history (for each
-        # reaction, `request in view` re-filters the history, with inspect.signature per entry):
-        # O(history) per request, so the emulator, not the operator, is the bottleneck of a
-        # burst. Keep only a short history (ApiServer.calls, which we count, is separate).
-        apiserver_module._KEPT_REQUESTS = 25  # the emulator's own knob
-        NOTES.add(_KMOCK_NOTE)
     crd = yaml.safe_load((REPO / "crds" / "databasemigrations.yaml").read_text())
     async with ApiServer() as api:
         api.install_crd(crd)
@@ -548,6 +535,7 @@ class Tracker:
         self.job_seen: dict[str, float] = {}
         self.job_complete: dict[str, float] = {}
         self.pod_done: dict[str, float] = {}
+        self.handled: dict[str, float] = {}  # kopf persisted its handling (the no-op's "done")
         self.held: dict[str, float] = {}  # Deployment name -> held (paused + held-by)
         self.released: dict[str, float] = {}  # Deployment name -> released after being held
         self._stop = asyncio.Event()
@@ -580,6 +568,8 @@ class Tracker:
 
     def _on_migration(self, obj: Any) -> None:
         name, status, now = obj["metadata"]["name"], obj.get("status") or {}, time.monotonic()
+        if KOPF_HANDLED in (obj["metadata"].get("annotations") or {}):
+            self.handled.setdefault(name, now)
         if status.get("phase") in ("Succeeded", "Failed"):
             self.terminal.setdefault(name, now)
         for cond in status.get("conditions") or ():
