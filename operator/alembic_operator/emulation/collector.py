@@ -1,7 +1,9 @@
 """The garbage collector and the namespace/CRD cleanup controllers of the emulated cluster.
 
 :func:`collect_garbage` runs to a fixed point (the apiserver wrapper schedules it in the
-background after deletions and after writes that add ownerReferences):
+background after deletions and after writes that add ownerReferences); it looks only at the
+objects the store's :class:`~.gcindex.GarbageIndex` names (being deleted; depending on a
+missing owner), never scans the store:
 
 - a dependent whose ownerReferences all point to uids that no longer exist is deleted
   (background propagation; its own finalizers still apply); references to vanished owners are
@@ -22,6 +24,7 @@ from typing import Any
 
 from alembic_operator.emulation.catalog import CRD_TYPE
 from alembic_operator.emulation.errors import ApiError
+from alembic_operator.emulation.gcindex import Location
 from alembic_operator.emulation.jsontree import clone
 from alembic_operator.emulation.registry import Registry
 from alembic_operator.emulation.store import StorageKey
@@ -31,12 +34,15 @@ logger = logging.getLogger(__name__)
 _CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 
 
+def _stored(
+    registry: Registry, locations: list[Location]
+) -> list[tuple[StorageKey, dict[str, Any]]]:
+    found = [(key, registry.store.get(key, *name)) for key, name in locations]
+    return [(key, obj) for key, obj in found if obj is not None]
+
+
 def _dependents(registry: Registry, uid: str) -> list[tuple[StorageKey, dict[str, Any]]]:
-    return [
-        (key, obj)
-        for key, obj in registry.store.all_items()
-        if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
-    ]
+    return _stored(registry, registry.store.garbage.dependents(uid))
 
 
 def _rewrite(registry: Registry, key: StorageKey, obj: dict[str, Any], **meta: Any) -> None:
@@ -131,10 +137,15 @@ def _finalize_container(registry: Registry, key: StorageKey, obj: dict[str, Any]
 
 
 def collect_garbage(registry: Registry, *, max_rounds: int = 50) -> None:
-    """Run the collector until nothing changes (or ``max_rounds``)."""
+    """Run the collector until nothing changes (or ``max_rounds``).
+
+    Each round looks at the objects being deleted and at the dependents of missing owners
+    (from :attr:`.Store.garbage`), the only ones it can act on.
+    """
     for _ in range(max_rounds):
         before = registry.store.resource_version
-        for key, obj in registry.store.all_items():
+        garbage = registry.store.garbage
+        for key, obj in _stored(registry, sorted({*garbage.terminating(), *garbage.orphaned()})):
             meta = obj["metadata"]
             current = registry.store.get(key, meta.get("namespace"), meta["name"])
             if current is None or current["metadata"].get("uid") != meta.get("uid"):

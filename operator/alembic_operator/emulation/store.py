@@ -4,9 +4,11 @@ Every write takes the next resourceVersion and appends exactly one watch event (
 DELETED) carrying the object as written and the object it replaced, so a watch can resume from
 any retained resourceVersion with no gap and can tell when an object enters or leaves a label
 selector. Objects are stored per (group, plural) - all versions of a resource share them - and
-indexed by uid for ownerReference lookups. Stored objects are never mutated: writers put new
-dicts, readers must copy before changing. All methods are synchronous (one event loop, no
-locks needed); :meth:`Store.changed` gives an :class:`asyncio.Event` that is set on the next write.
+indexed by uid for ownerReference lookups and, for the garbage collector, by owner uid and
+deletion state (:attr:`Store.garbage`, a :class:`~.gcindex.GarbageIndex`). Stored objects are
+never mutated: writers put new dicts, readers must copy before changing. All methods are
+synchronous (one event loop, no locks needed); :meth:`Store.changed` gives an
+:class:`asyncio.Event` that is set on the next write.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import dataclasses
 from typing import Any
 
 from alembic_operator.emulation.errors import gone
+from alembic_operator.emulation.gcindex import GarbageIndex, ObjectKey, StorageKey
 
-StorageKey = tuple[str, str]  # (group, plural)
-ObjectKey = tuple[str, str]  # (namespace or "", name)
+__all__ = ["ObjectKey", "StorageKey", "Store", "WatchEvent", "object_key"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Store:
         self._first_rv = 1  # the resourceVersion of self._events[0] (or the next one if empty)
         self._max_events = max_events
         self._changed: asyncio.Event | None = None
+        self.garbage = GarbageIndex(self._uids.__contains__)
 
     @property
     def resource_version(self) -> int:
@@ -100,6 +103,7 @@ class Store:
         uid = obj["metadata"].get("uid")
         if uid:
             self._uids[uid] = (storage_key, key)
+        self.garbage.written((storage_key, key), old, obj)
         self._append(WatchEvent(self._rv, "MODIFIED" if old else "ADDED", storage_key, obj, old))
         return obj
 
@@ -110,6 +114,7 @@ class Store:
         if old is None:
             raise KeyError(key)
         self._uids.pop(old["metadata"].get("uid", ""), None)
+        self.garbage.removed((storage_key, key), old)
         self._rv += 1
         final["metadata"]["resourceVersion"] = str(self._rv)
         self._append(WatchEvent(self._rv, "DELETED", storage_key, final, old))
