@@ -10,6 +10,10 @@
   sent as ADDED or DELETED, as the real watch cache does;
 - ``timeoutSeconds`` ends the stream; so do the server stopping and the client going away.
 
+Every watch of a type sends the same bytes for a change it sees (only the event type may
+differ), so each change's object is JSON-encoded once per apiVersion and the bytes are shared
+(a bounded cache of the latest changes); selectors still apply per watch.
+
 :func:`follow` gives in-process callers (the local Job executor) the same stream as an async
 iterator, without HTTP.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -35,7 +40,7 @@ from alembic_operator.emulation.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from alembic_operator.emulation.store import WatchEvent
+from alembic_operator.emulation.store import Store, WatchEvent
 
 
 class _Filter:
@@ -60,25 +65,50 @@ class _Filter:
             return False
         return labels_match(self.labels, obj) and fields_match(self.fields, obj)
 
-    def translate(self, event: WatchEvent) -> dict[str, Any] | None:
+    def kind_of(self, event: WatchEvent) -> str | None:
+        """The event type this watch sees for a change (None: not sent)."""
         if event.storage_key != self.rtype.storage_key:
             return None
         now, before = self.matches(event.obj), self.matches(event.old)
         if event.type == "ADDED":
-            kind = "ADDED" if now else None
-        elif event.type == "DELETED":
-            kind = "DELETED" if now or before else None
-        else:
-            kind = {(True, True): "MODIFIED", (True, False): "ADDED", (False, True): "DELETED"}.get(
-                (now, before)
-            )
-        if kind is None:
-            return None
-        return {"type": kind, "object": {**event.obj, "apiVersion": self.rtype.api_version}}
+            return "ADDED" if now else None
+        if event.type == "DELETED":
+            return "DELETED" if now or before else None
+        return {(True, True): "MODIFIED", (True, False): "ADDED", (False, True): "DELETED"}.get(
+            (now, before)
+        )
 
 
-async def _send(response: aiohttp.web.StreamResponse, event: dict[str, Any]) -> None:
-    await response.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+# A change as one watch sees it: its event type and the stored event (encoded on demand).
+_Change = tuple[str, WatchEvent]
+
+_ENCODED_KEPT = 4096
+_encoded: weakref.WeakKeyDictionary[Store, dict[tuple[int, str], bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _as_dict(change: _Change, api_version: str) -> dict[str, Any]:
+    kind, event = change
+    return {"type": kind, "object": {**event.obj, "apiVersion": api_version}}
+
+
+def _encode(store: Store, change: _Change, api_version: str) -> bytes:
+    """The change as one JSON line; the object is encoded once for every watch that sends it."""
+    kind, event = change
+    cache = _encoded.setdefault(store, {})
+    body = cache.get((event.rv, api_version))
+    if body is None:
+        obj = {**event.obj, "apiVersion": api_version}
+        body = json.dumps(obj, separators=(",", ":")).encode()
+        cache[(event.rv, api_version)] = body
+        if len(cache) > _ENCODED_KEPT:
+            del cache[next(iter(cache))]
+    return b'{"type":"' + kind.encode() + b'","object":' + body + b"}\n"
+
+
+def _line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
 
 class _Stream:
@@ -117,8 +147,12 @@ class _Stream:
             except errors.ApiError as exc:
                 self.expired = exc
 
-    async def events(self, alive: Callable[[], bool]) -> AsyncIterator[dict[str, Any]]:
-        """The watch events, until the deadline, ``closing`` or ``alive()`` turning false."""
+    async def events(self, alive: Callable[[], bool]) -> AsyncIterator[dict[str, Any] | _Change]:
+        """The watch events, until the deadline, ``closing`` or ``alive()`` turning false.
+
+        Changes from the log come as :data:`_Change` (so the HTTP watch can share their
+        encoding); the initial events, bookmarks and errors as dicts.
+        """
         if self.expired is not None:
             yield {"type": "ERROR", "object": self.expired.status()}
             return
@@ -138,9 +172,9 @@ class _Stream:
                 return
             for event in events:
                 self.last = event.rv
-                translated = self.selector.translate(event)
-                if translated is not None:
-                    yield translated
+                kind = self.selector.kind_of(event)
+                if kind is not None:
+                    yield kind, event
             if not events and not await self._wait(alive):
                 return
 
@@ -171,8 +205,9 @@ async def follow(
     params = params or {}
     selector = _Filter(rtype, namespace, None, params)
     stream = _Stream(registry, selector, params, stop or asyncio.Event())
+    api_version = rtype.api_version
     async for event in stream.events(lambda: True):
-        yield event
+        yield event if isinstance(event, dict) else _as_dict(event, api_version)
 
 
 async def serve_watch(
@@ -192,7 +227,10 @@ async def serve_watch(
         async for event in stream.events(
             lambda: raw.transport is not None and not raw.transport.is_closing()
         ):
-            await _send(response, event)
+            if isinstance(event, dict):
+                await response.write(_line(event))
+            else:
+                await response.write(_encode(registry.store, event, rtype.api_version))
         await response.write_eof()
     except ConnectionError:
         pass  # the client went away
