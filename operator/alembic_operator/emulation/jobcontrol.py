@@ -55,6 +55,8 @@ class JobController(PodExecutor):
     node_name: str
     _workdir: Path | None
     _stopping: bool
+    _job_pods: dict[str, dict[str, dict[str, Any]]]  # Job uid -> pod uid -> pod (pod informer)
+    _pods_listed: asyncio.Event  # set once the pod informer has listed
 
     async def _run_job(self, state: JobState) -> None:
         try:
@@ -144,14 +146,20 @@ class JobController(PodExecutor):
 
     async def _adopt_leftovers(self, state: JobState) -> bool:
         """Pods of this Job from an earlier kubelet: a success ends the Job; a pod that was
-        running has lost its process and counts as failed. True when the Job is finished."""
-        pods = await self._client.request(
-            "GET",
-            f"/api/v1/namespaces/{state.namespace}/pods",
-            params={"labelSelector": f"{UID_LABELS[0]}={state.uid}"},
+        running has lost its process and counts as failed. True when the Job is finished.
+
+        The pods come from the pod informer (as a controller's shared informer cache, once it
+        has listed), not from one LIST per Job."""
+        await self._pods_listed.wait()
+        if self._stopping:
+            return True
+        mine = self._job_pods.get(state.uid, {}).values()
+        pods = sorted(
+            (p for p in mine if p["metadata"].get("namespace") == state.namespace),
+            key=lambda p: str(p["metadata"]["name"]),
         )
         lost = 0
-        for pod in pods.get("items") or []:
+        for pod in pods:
             phase = (pod.get("status") or {}).get("phase")
             if phase == "Succeeded":
                 await self._succeed(state)

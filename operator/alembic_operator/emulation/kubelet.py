@@ -50,7 +50,8 @@ controller and the TTL-after-finished controller) on :mod:`.podexecution` (a pod
 :mod:`.containers` (a container's process and state), with :mod:`.runstates` (the state being
 built), :mod:`.apiclient` (HTTP), :mod:`.jobstatus` and :mod:`.podfailure` (pure Job logic).
 This module keeps the public entry point: construction, :meth:`LocalKubelet.start`/``stop``,
-holds, and the informers that feed Jobs and pods to the layers.
+holds, and the informers that feed Jobs and pods to the layers (the pod informer also keeps the
+pods by Job uid, which the Job controller reads instead of listing pods per Job).
 
 Usage::
 
@@ -154,6 +155,8 @@ class LocalKubelet(JobController):
         self._client = ApiClient(base_url)
         self._jobs: dict[str, JobState] = {}
         self._pods: dict[str, PodRun] = {}
+        self._job_pods: dict[str, dict[str, dict[str, Any]]] = {}
+        self._pods_listed = asyncio.Event()
         self._holds: dict[tuple[str, HoldPoint], asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ttl_tasks: dict[str, asyncio.Task[None]] = {}
@@ -167,6 +170,7 @@ class LocalKubelet(JobController):
         if self._started:
             return
         self._started, self._stopping = True, False
+        self._job_pods, self._pods_listed = {}, asyncio.Event()
         if self._workdir is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="local-kubelet-")
             self._workdir = Path(self._tempdir.name)
@@ -198,6 +202,7 @@ class LocalKubelet(JobController):
         if not self._started:
             return
         self._stopping = True
+        self._pods_listed.set()  # Jobs waiting for the pod informer give up (see _adopt_leftovers)
         for run in list(self._pods.values()):
             run.abort_with("KubeletStopping")
         for state in self._jobs.values():
@@ -304,8 +309,26 @@ class LocalKubelet(JobController):
         for uid, run in list(self._pods.items()):
             if uid not in present:
                 run.abort_with("PodDeleted")
+        self._job_pods = {}
+        for pod in items:
+            self._cache_pod("ADDED", pod)
+        self._pods_listed.set()
+
+    def _cache_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        """Keep the informer's pods by Job uid (the Job controller's view of its pods)."""
+        job_uid = (pod["metadata"].get("labels") or {}).get(UID_LABELS[0])
+        if job_uid is None:
+            return
+        pods = self._job_pods.setdefault(job_uid, {})
+        if kind == "DELETED":
+            pods.pop(pod["metadata"]["uid"], None)
+            if not pods:
+                del self._job_pods[job_uid]
+        else:
+            pods[pod["metadata"]["uid"]] = pod
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        self._cache_pod(kind, pod)
         run = self._pods.get(pod["metadata"]["uid"])
         if run is not None and (kind == "DELETED" or pod["metadata"].get("deletionTimestamp")):
             run.abort_with("PodDeleted")
