@@ -315,6 +315,13 @@ async def test_deleting_the_pod_kills_it_and_counts_a_failure(
     pod = await pod_where(client, "victim", lambda p: p["status"]["phase"] == "Running")
     pid = kubelet.runs[0].pid
     assert pid is not None
+
+    async def first_attempt_started() -> bool:
+        # Running means the process exists, not that Python has reached the marker yet: killed
+        # before that, the replacement would take the first attempt's 120 s path too.
+        return marker.exists()
+
+    await eventually(first_attempt_started, what="the first attempt's marker")
     status, _ = await client.delete(f"{PODS}/{pod['metadata']['name']}")
     assert status == 200
     job = await finished_job(client, "victim")
