@@ -77,28 +77,16 @@ async def one(which: str, count: int, limit: float) -> dict[str, float]:
                     )
                     out["done"] = seen - t0
                 elif which == "noop-handlers":
-                    await wait_until(
-                        lambda: len(tracker.handled) >= count,
-                        within=limit,
-                        what="every migration handled",
-                        interval=0.05,
+                    out["done"] = await _last(
+                        tracker.handled, count, t0=t0, limit=limit, what="all handled"
                     )
-                    out["done"] = max(tracker.handled.values()) - t0
                 else:
-                    await wait_until(
-                        lambda: len(tracker.job_seen) >= count,
-                        within=limit,
-                        what="every Job",
-                        interval=0.05,
+                    out["jobs"] = await _last(
+                        tracker.job_seen, count, t0=t0, limit=limit, what="every Job"
                     )
-                    out["jobs"] = max(tracker.job_seen.values()) - t0
-                    await wait_until(
-                        lambda: len(tracker.terminal) >= count,
-                        within=limit,
-                        what="every status terminal",
-                        interval=0.05,
+                    out["terminal"] = await _last(
+                        tracker.terminal, count, t0=t0, limit=limit, what="every status terminal"
                     )
-                    out["terminal"] = max(tracker.terminal.values()) - t0
                     out.update(_reads_per_migration(c, count))
                     out["succeeded"] = sum(
                         1
@@ -113,6 +101,14 @@ async def one(which: str, count: int, limit: float) -> dict[str, float]:
                 await stop_operator(op)
                 await tracker.stop()
             return out
+
+
+async def _last(
+    moments: dict[str, float], count: int, *, t0: float, limit: float, what: str
+) -> float:
+    """Seconds from ``t0`` until the last of ``count`` moments (waiting for all of them)."""
+    await wait_until(lambda: len(moments) >= count, within=limit, what=what, interval=0.05)
+    return max(moments.values()) - t0
 
 
 def _reads_per_migration(c: Any, count: int) -> dict[str, float]:
