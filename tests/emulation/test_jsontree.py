@@ -1,10 +1,12 @@
-"""clone(): a deep copy of JSON-like objects, as copy.deepcopy would give."""
+"""clone(): a deep copy of JSON-like objects, as copy.deepcopy would give; is_plain_json()."""
 
 from __future__ import annotations
 
 import datetime
 
-from alembic_operator.emulation.jsontree import clone
+import pytest
+
+from alembic_operator.emulation.jsontree import clone, is_plain_json
 
 
 def test_a_clone_is_equal_and_shares_nothing_mutable() -> None:
@@ -30,3 +32,17 @@ def test_other_values_are_deep_copied() -> None:
     assert copied == obj
     assert copied["pair"][0] is not inner
     assert clone("text") == "text" and clone(None) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        pytest.param({"a": [1, 2.5, "x", True, None, {"b": []}]}, True, id="nested-json"),
+        pytest.param("text", True, id="scalar"),
+        pytest.param({"a": (1, 2)}, False, id="tuple-inside"),
+        pytest.param({1: "int key"}, False, id="non-string-key"),
+        pytest.param([{"a": object()}], False, id="object-inside"),
+    ],
+)
+def test_is_plain_json(value: object, plain: bool) -> None:
+    assert is_plain_json(value) is plain

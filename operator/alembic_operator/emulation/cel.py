@@ -30,6 +30,7 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
+from alembic_operator.emulation.jsontree import is_plain_json
 from alembic_operator.emulation.schemas import OMIT, FieldError, Schema, child
 
 # CEL reserved words and Kubernetes' escaping of property names (apiserver/pkg/cel/escaping.go).
@@ -273,18 +274,9 @@ def _memo_key(
 
     None (no memo) unless the values are plain JSON, whose text then identifies them exactly.
     """
-    if not _plain_json(value) or (with_old and not _plain_json(old)):
+    if not is_plain_json(value) or (with_old and not is_plain_json(old)):
         return None
     return node, json.dumps(value), json.dumps(old) if with_old else None
-
-
-def _plain_json(value: Any) -> bool:
-    kind = type(value)
-    if kind is dict:
-        return all(type(k) is str and _plain_json(v) for k, v in value.items())
-    if kind is list:
-        return all(_plain_json(v) for v in value)
-    return kind in (str, int, float, bool, type(None))
 
 
 def _identity(item: dict[str, Any], keys: list[str]) -> str:

@@ -4,6 +4,7 @@ Objects, patches and statuses are trees of dicts, lists and scalars. :func:`clon
 a tree several times faster than :func:`copy.deepcopy` (no memo, no per-value dispatch through
 ``__deepcopy__``); anything else inside (a tuple, a dict subclass, ...) is deep-copied as before.
 Unlike ``deepcopy``, a sub-tree referenced twice is copied twice, as a JSON round trip would.
+:func:`is_plain_json` tells whether a value is such a tree and nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ def clone(value: _T) -> _T:
     if kind in _SCALARS:
         return value
     return copy.deepcopy(value)
+
+
+def is_plain_json(value: Any) -> bool:
+    """Whether ``value`` is only dicts with string keys, lists and JSON scalars."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and is_plain_json(v) for k, v in value.items())
+    if kind is list:
+        return all(is_plain_json(v) for v in value)
+    return kind in _SCALARS
 
 
 def _clone_dict(tree: dict[Any, Any]) -> dict[Any, Any]:
