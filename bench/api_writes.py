@@ -27,9 +27,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    BASELINES,
+    GOAL_BASELINE,
     GOAL_MISSED,
+    NOOP_LABELS,
     NOOP_STYLES,
+    WITH_BOTH_NOOPS,
     Tracker,
+    baseline_role,
     cluster,
     common_args,
     create_migrations,
@@ -45,13 +50,7 @@ from bench.common import (
 )
 
 GOAL_EXTRA = 3
-WHO = ("ours", *NOOP_STYLES)
-BASELINE = "noop-handlers"  # the goal's reference; "noop" (on.event) is the floor
-LABELS = {
-    "ours": "alembic-operator",
-    "noop-handlers": "no-op, kopf's usual handlers",
-    "noop": "no-op, on.event only",
-}
+LABELS = {"ours": "alembic-operator", **NOOP_LABELS}
 
 
 def kind_of(call: object) -> str:
@@ -91,13 +90,15 @@ async def one(which: str, n: int, gate: bool, settle: float, prefix: str) -> lis
 
 
 async def run(rounds: int, n: int, gate: bool, settle: float) -> dict[str, list[list[str]]]:
-    data: dict[str, list[list[str]]] = {w: [] for w in WHO}
+    data: dict[str, list[list[str]]] = {w: [] for w in WITH_BOTH_NOOPS}
     for r in range(rounds):
-        for which in WHO if r % 2 == 0 else reversed(WHO):
+        for which in WITH_BOTH_NOOPS if r % 2 == 0 else reversed(WITH_BOTH_NOOPS):
             data[which].append(await one(which, n, gate, settle, prefix=f"m{r}-"))
         print(
             f"  round {r + 1}/{rounds}: "
-            + ", ".join(f"{w} {len(data[w][-1]) / n:.2f} writes/migration" for w in WHO),
+            + ", ".join(
+                f"{w} {len(data[w][-1]) / n:.2f} writes/migration" for w in WITH_BOTH_NOOPS
+            ),
             flush=True,
         )
     return data
@@ -112,12 +113,12 @@ def main() -> int:
     args = parser.parse_args()
     n, gate = args.migrations, not args.no_gate
     data = asyncio.run(run(args.rounds, n, gate, args.settle))
-    per = {w: [len(ws) / n for ws in data[w]] for w in WHO}
+    per = {w: [len(ws) / n for ws in data[w]] for w in WITH_BOTH_NOOPS}
     ours = median(per["ours"])
     extra = {w: ours - median(per[w]) for w in NOOP_STYLES}
-    met = extra[BASELINE] <= GOAL_EXTRA
+    met = extra[GOAL_BASELINE] <= GOAL_EXTRA
     breakdown: dict[str, collections.Counter[str]] = {
-        w: collections.Counter(k for ws in data[w] for k in ws) for w in WHO
+        w: collections.Counter(k for ws in data[w] for k in ws) for w in WITH_BOTH_NOOPS
     }
     kinds = sorted(set().union(*breakdown.values()))
     total = args.rounds * n
@@ -127,19 +128,18 @@ def main() -> int:
             f"{ours:.2f} ({spread(per['ours'])})",
             f"{median(per[w]):.2f} ({spread(per[w])})",
             f"**+{extra[w]:.2f}**",
-            f"<= +{GOAL_EXTRA}: {verdict(extra[w] <= GOAL_EXTRA)}"
-            + (" (the goal's reference)" if w == BASELINE else " (floor)"),
+            f"<= +{GOAL_EXTRA}: {verdict(extra[w] <= GOAL_EXTRA)}" + baseline_role(w),
         ]
-        for w in (BASELINE, "noop")
+        for w in BASELINES
     ]
-    detail = [[k, *(f"{breakdown[w][k] / total:.2f}" for w in WHO)] for k in kinds]
+    detail = [[k, *(f"{breakdown[w][k] / total:.2f}" for w in WITH_BOTH_NOOPS)] for k in kinds]
     body = (
         f"{args.rounds} interleaved rounds of {n} sequential lifecycles (create → Job → "
         f"simulated instant completion → terminal status{' → Deployment released' if gate else ''})"
         "; writes counted at the emulator by user agent; medians with (min-max).\n\n"
         + table(["writes per migration", "alembic-operator", "no-op", "difference", "goal"], rows)
         + "\n\nBreakdown (writes per migration, all rounds):\n\n"
-        + table(["request", *(LABELS[w] for w in WHO)], detail)
+        + table(["request", *(LABELS[w] for w in WITH_BOTH_NOOPS)], detail)
     )
     record(
         "api_writes", "3. API writes per migration", body, out=None if args.no_record else args.out

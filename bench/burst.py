@@ -28,11 +28,16 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    BASELINES,
     BENCH_AGENT,
+    GOAL_BASELINE,
     GOAL_MISSED,
     KUBELET_AGENT,
+    NOOP_LABELS,
     NOOP_STYLES,
+    WITH_BOTH_NOOPS,
     Tracker,
+    baseline_role,
     cluster,
     common_args,
     create_migrations,
@@ -50,12 +55,7 @@ from bench.common import (
 )
 
 GOAL = 2.0
-WHO = ("ours", *NOOP_STYLES)
-BASELINE = "noop-handlers"  # the goal's reference; "noop" (on.event) is the floor
-LABELS = {
-    "noop-handlers": "no-op, kopf's usual handlers: all handled",
-    "noop": "no-op, on.event only: handler saw all",
-}
+DONE = {"noop-handlers": "all handled", "noop": "handler saw all"}  # each no-op's "done"
 
 
 async def one(which: str, count: int, limit: float) -> dict[str, float]:
@@ -124,11 +124,13 @@ def _reads_per_migration(c: Any, count: int) -> dict[str, float]:
 
 
 async def run(rounds: int, count: int, limit: float) -> dict[str, list[dict[str, float]]]:
-    data: dict[str, list[dict[str, float]]] = {w: [] for w in WHO}
+    data: dict[str, list[dict[str, float]]] = {w: [] for w in WITH_BOTH_NOOPS}
     for r in range(rounds):
-        for which in WHO if r % 2 == 0 else reversed(WHO):
+        for which in WITH_BOTH_NOOPS if r % 2 == 0 else reversed(WITH_BOTH_NOOPS):
             data[which].append(await one(which, count, limit))
-        print(f"  round {r + 1}/{rounds}: " + "; ".join(f"{w} {data[w][-1]}" for w in WHO))
+        print(
+            f"  round {r + 1}/{rounds}: " + "; ".join(f"{w} {data[w][-1]}" for w in WITH_BOTH_NOOPS)
+        )
     return data
 
 
@@ -146,7 +148,7 @@ def main() -> int:
 
     jobs, terminal = col(ours, "jobs"), col(ours, "terminal")
     ratio = {w: median(terminal) / median(col(data[w], "done")) for w in NOOP_STYLES}
-    met = ratio[BASELINE] <= GOAL
+    met = ratio[GOAL_BASELINE] <= GOAL
     rows = [
         [
             "every Job exists (s)",
@@ -163,23 +165,22 @@ def main() -> int:
             "",
         ],
     ]
-    for w in (BASELINE, "noop"):
+    for w in BASELINES:
         done = col(data[w], "done")
         rows.append(
             [
-                LABELS[w] + " (s)",
+                f"{NOOP_LABELS[w]}: {DONE[w]} (s)",
                 "",
                 f"{median(done):.2f} ({spread(done)})",
                 f"**{ratio[w]:.2f}x** (per round {spread(ratios(terminal, done))})",
-                f"<= {GOAL:g}x: {verdict(ratio[w] <= GOAL)}"
-                + (" (the goal's reference)" if w == BASELINE else " (floor)"),
+                f"<= {GOAL:g}x: {verdict(ratio[w] <= GOAL)}" + baseline_role(w),
             ]
         )
-    for w in (BASELINE, "noop"):
+    for w in BASELINES:
         for key, what in (("hwm", "peak RSS VmHWM (MiB)"), ("rss", "RSS after the burst (MiB)")):
             rows.append(
                 [
-                    f"{what}, vs {LABELS[w].split(':')[0]}",
+                    f"{what}, vs {NOOP_LABELS[w]}",
                     f"{median(col(ours, key)):.1f} ({spread(col(ours, key))})",
                     f"{median(col(data[w], key)):.1f} ({spread(col(data[w], key))})",
                     f"{median(col(ours, key)) / median(col(data[w], key)):.2f}x",

@@ -229,6 +229,19 @@ DBM = f"/apis/alembic-operator.dev/v1alpha1/namespaces/{NS}/databasemigrations"
 OPERATORS = ("ours", "noop")
 # The no-op operator's styles (bench/noop_operator.py): "noop" is the default everywhere.
 NOOP_STYLES = {"noop": "events", "noop-handlers": "handlers"}
+# Benchmarks that compare against both no-ops: the goal is judged against the kopf-style one
+# (kopf's usual handlers and persistence); the on.event one, which writes nothing, is the floor.
+WITH_BOTH_NOOPS = ("ours", *NOOP_STYLES)
+GOAL_BASELINE = "noop-handlers"
+BASELINES = (GOAL_BASELINE, "noop")  # in the order their rows are recorded
+NOOP_LABELS = {"noop-handlers": "no-op, kopf's usual handlers", "noop": "no-op, on.event only"}
+
+
+def baseline_role(which: str) -> str:
+    """The note after a verdict against the no-op ``which``."""
+    return " (the goal's reference)" if which == GOAL_BASELINE else " (floor)"
+
+
 RUNNER_IMAGE = "ghcr.io/alembic-operator/alembic-operator:bench"
 KUBELET_AGENT = "alembic-operator-local-kubelet"
 BENCH_AGENT = "alembic-operator-bench"
