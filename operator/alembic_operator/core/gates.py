@@ -258,22 +258,12 @@ def apply_gate(
                 held.append((d, v))
                 continue
         if ours:
-            rest = tuple(n for n in d.held_by if n != me)
-            actions.append(ReleaseDeployment(d.name, d.resource_version, rest, unpause=not rest))
             why = (
                 f"migration {me} succeeded for what it runs"
                 if is_active(gate) and selects(gate, d.name, d.labels)
                 else f"migration {me} no longer gates it"
             )
-            still = f"; still held by {', '.join(rest)}" if rest else ""
-            # On the Deployment only: the migration's own status.gate already says it.
-            actions.append(
-                PostEvent(
-                    EventReason.ROLLOUT_RELEASED,
-                    f"released by DatabaseMigration {me}: {why}{still}",
-                    deployment=DeploymentRef(d.name, d.uid),
-                )
-            )
+            actions.extend(_release(d, me, how=f" by DatabaseMigration {me}: {why}"))
     actions.extend(_hold_events(migration, held))
     names = tuple(d.name for d, _ in held)
     new_gate = GateStatus(held=bool(names), deployments=names) if gate is not None else None
@@ -373,19 +363,26 @@ def release_deleted(name: str, deployments: Iterable[ObservedDeployment]) -> tup
     """Release every Deployment the deleted migration ``name`` held (no finalizer is involved)."""
     actions: list[Action] = []
     for d in sorted(deployments, key=lambda d: d.name):
-        if name not in d.held_by:
-            continue
-        rest = tuple(n for n in d.held_by if n != name)
-        actions.append(ReleaseDeployment(d.name, d.resource_version, rest, unpause=not rest))
-        still = f"; still held by {', '.join(rest)}" if rest else ""
-        actions.append(
-            PostEvent(
-                EventReason.ROLLOUT_RELEASED,
-                f"released: DatabaseMigration {name} was deleted{still}",
-                deployment=DeploymentRef(d.name, d.uid),
-            )
-        )
+        if name in d.held_by:
+            actions.extend(_release(d, name, how=f": DatabaseMigration {name} was deleted"))
     return tuple(actions)
+
+
+def _release(d: ObservedDeployment, migration: str, *, how: str) -> tuple[Action, Action]:
+    """Release ``d`` from ``migration`` (other holders keep it paused), with its Event.
+
+    The Event goes on the Deployment only: the migration's own status.gate already says it.
+    """
+    rest = tuple(n for n in d.held_by if n != migration)
+    still = f"; still held by {', '.join(rest)}" if rest else ""
+    return (
+        ReleaseDeployment(d.name, d.resource_version, rest, unpause=not rest),
+        PostEvent(
+            EventReason.ROLLOUT_RELEASED,
+            f"released{how}{still}",
+            deployment=DeploymentRef(d.name, d.uid),
+        ),
+    )
 
 
 @dataclass(frozen=True)
