@@ -31,3 +31,6 @@ def pg_database() -> Iterator[Database]:
     """A fresh empty PostgreSQL database."""
     with fresh_postgresql() as db:
         yield db
+
+
+pytest_plugins = ["tests.cluster.fixtures"]

@@ -1,13 +1,10 @@
-"""The local kubelet's HTTP client for the apiserver: JSON requests, watches and informers.
+"""The test harness's HTTP client for the apiserver: JSON requests, watches and informers.
 
-Role: everything :class:`~.kubelet.LocalKubelet` and its parts send to the apiserver goes
-through :class:`ApiClient` (retries on 429/5xx and connection errors, errors as
+Test-only. Everything the test kubelet (:mod:`.kubelet`) and the tests send to the real
+apiserver goes through :class:`ApiClient` (TLS with the cluster's CA and a client certificate
+or a bearer token; retries on 429/5xx and connection errors; errors as
 :class:`KubeletApiError`), and :meth:`ApiClient.inform` is the list-then-watch loop a real
 kubelet/controller-manager informer runs.
-
-What it must not do: reach into the emulator's registry or any other in-process state (the
-operator under test must see the same requests and watch events as on a cluster), or know
-about Jobs and pods beyond building their API paths.
 """
 
 from __future__ import annotations
@@ -18,11 +15,13 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import ssl
+
 import aiohttp
 
 logger = logging.getLogger(__name__)
 
-USER_AGENT = "alembic-operator-local-kubelet/0.1"
+USER_AGENT = "alembic-operator-test-kubelet/0.1"
 MERGE_PATCH = "application/merge-patch+json"
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
@@ -50,16 +49,32 @@ def pod_path(namespace: str, name: str) -> str:
 class ApiClient:
     """JSON over HTTP with retries on 429/5xx and connection errors."""
 
-    def __init__(self, base_url: str, retries: int = 8) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        token: str | None = None,
+        retries: int = 8,
+        user_agent: str = USER_AGENT,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
+        self.ssl_context = ssl_context
+        self.token = token
+        self.user_agent = user_agent
         self.session: aiohttp.ClientSession | None = None
 
-    async def open(self) -> None:
+    async def open(self) -> ApiClient:
+        headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         self.session = aiohttp.ClientSession(
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None),
+            connector=aiohttp.TCPConnector(ssl=self.ssl_context or False, limit=64),
         )
+        return self
 
     async def close(self) -> None:
         if self.session is not None:

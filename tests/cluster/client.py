@@ -1,4 +1,9 @@
-"""Test helpers: a thin JSON client over aiohttp, watch readers, polling, sample resources."""
+"""Test helpers: a thin JSON client over aiohttp for the real apiserver, watch readers, polling.
+
+Test-only. :class:`Client` answers ``(status, body)`` for any request and ``ok`` for one that
+must succeed; its session carries the cluster's CA and the caller's credentials (see
+:func:`tests.cluster.fixtures.admin_session`).
+"""
 
 from __future__ import annotations
 
@@ -13,92 +18,6 @@ import aiohttp
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
-
-WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
-GADGETS = "/apis/example.com/v1/namespaces/default/gadgets"
-CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
-JOBS = "/apis/batch/v1/namespaces/default/jobs"
-PODS = "/api/v1/namespaces/default/pods"
-DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
-
-
-def crd(
-    plural: str, kind: str, *, status: bool = True, short: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """A minimal CRD in example.com (schema preserving unknown fields)."""
-    version: dict[str, Any] = {
-        "name": "v1",
-        "served": True,
-        "storage": True,
-        "schema": {
-            "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-        },
-    }
-    if status:
-        version["subresources"] = {"status": {}}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {
-                "plural": plural,
-                "singular": kind.lower(),
-                "kind": kind,
-                "shortNames": list(short),
-            },
-            "versions": [version],
-        },
-    }
-
-
-WIDGET_CRD = crd("widgets", "Widget", short=("wdg",))
-GADGET_CRD = crd("gadgets", "Gadget", status=False)
-
-
-def widget(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "example.com/v1",
-        "kind": "Widget",
-        "metadata": {"name": name},
-        "spec": spec or {"size": 1},
-    }
-
-
-def job(name: str, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "main", "image": "busybox:1.36"}],
-                }
-            }
-        },
-    }
-    body.update(extra)
-    return body
-
-
-def deployment(name: str, image: str = "app:1") -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image}]},
-            },
-        },
-    }
 
 
 class Client:

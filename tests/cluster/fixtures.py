@@ -1,0 +1,228 @@
+"""pytest fixtures: one real control plane per test session, a namespace and a kubelet per test.
+
+Test-only (loaded by ``tests/conftest.py`` as a plugin). The control plane starts on first use
+(a session that runs only pure-core tests never starts it) with the project's CRD installed
+from ``crds/``. The operator's identity is the chart's: its ServiceAccount and cluster-wide RBAC
+are rendered with the real ``helm template`` and applied once; the operator under test then
+runs with a TokenRequest token of that ServiceAccount, so any request its RBAC does not allow
+is a 403 the test sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.cluster.apiclient import ApiClient
+from tests.cluster.client import Client
+from tests.cluster.controlplane import REPO, SA_ISSUER, ControlPlane, write_kubeconfig
+from tests.cluster.kubelet import TestKubelet
+from tests.cluster.processes import ImageSpec
+
+TOOLS = REPO / ".tools" / "bin"
+OPERATOR_NAMESPACE = "alembic-operator"
+OPERATOR_RELEASE = "ao"
+OPERATOR_SERVICE_ACCOUNT = f"{OPERATOR_RELEASE}-alembic-operator"
+APP_IMAGE = "registry.example.com/shop/app:1.0"
+OPERATOR_IMAGE = "ghcr.io/alembic-operator/alembic-operator:test"
+MIGRATIONS = REPO / "migrations"
+
+
+def tool(name: str) -> Path:
+    """A real tool installed by scripts/tools.sh; its absence fails loudly."""
+    path = TOOLS / name
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{path} is missing: run scripts/tools.sh (make test does)")
+    return path
+
+
+def load_crds() -> list[dict[str, Any]]:
+    return [yaml.safe_load(p.read_text()) for p in sorted((REPO / "crds").glob("*.yaml"))]
+
+
+def kubectl(control_plane: ControlPlane, *args: str, stdin: str | None = None) -> str:
+    """Run the real kubectl as the cluster admin; a failure raises with its output."""
+    done = subprocess.run(
+        [str(tool("kubectl")), f"--kubeconfig={control_plane.admin_kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def helm_template(*args: str) -> list[dict[str, Any]]:
+    """The chart rendered by the real ``helm template`` (objects, in order)."""
+    done = subprocess.run(
+        [
+            str(tool("helm")),
+            "template",
+            OPERATOR_RELEASE,
+            str(REPO / "charts" / "alembic-operator"),
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"helm template {' '.join(args)} failed:\n{done.stderr}")
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@dataclass(frozen=True)
+class OperatorIdentity:
+    """The chart's ServiceAccount: its token, and a kubeconfig that uses it."""
+
+    service_account: str
+    namespace: str
+    token: str
+
+    def kubeconfig(self, control_plane: ControlPlane, path: Path, namespace: str) -> Path:
+        return write_kubeconfig(
+            path,
+            server=control_plane.server,
+            ca=control_plane.ca.cert,
+            user=f"system:serviceaccount:{self.namespace}:{self.service_account}",
+            token=self.token,
+            namespace=namespace,
+        )
+
+
+RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+def install_operator_identity(control_plane: ControlPlane, *helm_args: str) -> OperatorIdentity:
+    """Apply the chart's ServiceAccount and RBAC (rendered with ``helm_args``); issue a token."""
+    objects = [o for o in helm_template(*helm_args) if o["kind"] in RBAC_KINDS]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
+    kubectl(
+        control_plane,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all([namespace, *objects]),
+    )
+    request = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"audiences": [SA_ISSUER], "expirationSeconds": 86400},
+    }
+    answer = control_plane.request(
+        "POST",
+        f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts/{OPERATOR_SERVICE_ACCOUNT}/token",
+        request,
+    )
+    return OperatorIdentity(
+        service_account=OPERATOR_SERVICE_ACCOUNT,
+        namespace=OPERATOR_NAMESPACE,
+        token=answer["status"]["token"],
+    )
+
+
+def namespace_name(nodeid: str) -> str:
+    """A DNS-1123 label from a test id: readable prefix, unique suffix, ≤ 63 characters."""
+    test = nodeid.rsplit("::", 1)[-1]
+    slug = re.sub(r"[^a-z0-9]+", "-", test.lower()).strip("-")[:40].strip("-")
+    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:4]  # noqa: S324 (a name, not security)
+    return f"t-{slug}-{digest}{secrets.token_hex(2)}"
+
+
+def admin_ssl(control_plane: ControlPlane) -> ssl.SSLContext:
+    return control_plane.ssl_context()
+
+
+def admin_session(control_plane: ControlPlane) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        control_plane.server,
+        connector=aiohttp.TCPConnector(ssl=control_plane.ssl_context()),
+        headers={"Accept": "application/json"},
+    )
+
+
+def default_images() -> dict[str, ImageSpec]:
+    """Images the test kubelet knows: the example app (``migrations/``) and the operator."""
+    return {APP_IMAGE: ImageSpec(root=MIGRATIONS), OPERATOR_IMAGE: ImageSpec(root=REPO)}
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager v1.36.2, the project's CRD installed."""
+    plane = ControlPlane()
+    plane.start(crds=load_crds())
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_identity(control_plane: ControlPlane) -> OperatorIdentity:
+    """The chart's ServiceAccount with the chart's cluster-wide RBAC, and its token."""
+    return install_operator_identity(control_plane, "--set", "clusterWide=true")
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for this test, deleted (without waiting) afterwards."""
+    name = namespace_name(request.node.nodeid)
+    control_plane.request(
+        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                        "metadata": {"name": name}}
+    )
+    try:
+        yield name
+    finally:
+        control_plane.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture
+async def kube(control_plane: ControlPlane) -> AsyncIterator[Client]:
+    """A JSON client with the cluster admin's credentials."""
+    async with admin_session(control_plane) as session:
+        yield Client(session)
+
+
+@pytest.fixture
+async def kubelet(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> AsyncIterator[TestKubelet]:
+    """A test kubelet (its own Node) binding and running the pods of this test's namespace."""
+    api = await ApiClient(control_plane.server, ssl_context=control_plane.ssl_context()).open()
+    node = TestKubelet(
+        api,
+        node=f"node-{namespace}"[:63],
+        images=default_images(),
+        workdir=tmp_path / "kubelet",
+        ca=control_plane.ca,
+        namespace=namespace,
+    )
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+        await api.close()
