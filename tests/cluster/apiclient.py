@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-
-import ssl
 
 import aiohttp
 

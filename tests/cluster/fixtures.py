@@ -97,10 +97,13 @@ class OperatorIdentity:
     namespace: str
     token: str
 
-    def kubeconfig(self, control_plane: ControlPlane, path: Path, namespace: str) -> Path:
+    def kubeconfig(
+        self, control_plane: ControlPlane, path: Path, namespace: str, *, server: str | None = None
+    ) -> Path:
+        """A kubeconfig with this identity; ``server``: e.g. a fault proxy (default: apiserver)."""
         return write_kubeconfig(
             path,
-            server=control_plane.server,
+            server=server or control_plane.server,
             ca=control_plane.ca.cert,
             user=f"system:serviceaccount:{self.namespace}:{self.service_account}",
             token=self.token,
@@ -144,7 +147,7 @@ def namespace_name(nodeid: str) -> str:
     """A DNS-1123 label from a test id: readable prefix, unique suffix, ≤ 63 characters."""
     test = nodeid.rsplit("::", 1)[-1]
     slug = re.sub(r"[^a-z0-9]+", "-", test.lower()).strip("-")[:40].strip("-")
-    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:4]  # noqa: S324 (a name, not security)
+    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:4]
     return f"t-{slug}-{digest}{secrets.token_hex(2)}"
 
 
@@ -190,8 +193,9 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     """A fresh namespace for this test, deleted (without waiting) afterwards."""
     name = namespace_name(request.node.nodeid)
     control_plane.request(
-        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": name}}
+        "POST",
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
     )
     try:
         yield name

@@ -281,11 +281,18 @@ class TestKubelet:
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
                 "capacity": {"cpu": "2", "memory": "24Gi", "pods": "1000"},
                 "allocatable": {"cpu": "2", "memory": "24Gi", "pods": "1000"},
-                "nodeInfo": {"kubeletVersion": "v1.36.2-test", "architecture": "amd64",
-                             "operatingSystem": "linux", "machineID": "", "systemUUID": "",
-                             "bootID": "", "kernelVersion": "", "osImage": "test kubelet",
-                             "containerRuntimeVersion": "local://processes",
-                             "kubeProxyVersion": ""},
+                "nodeInfo": {
+                    "kubeletVersion": "v1.36.2-test",
+                    "architecture": "amd64",
+                    "operatingSystem": "linux",
+                    "machineID": "",
+                    "systemUUID": "",
+                    "bootID": "",
+                    "kernelVersion": "",
+                    "osImage": "test kubelet",
+                    "containerRuntimeVersion": "local://processes",
+                    "kubeProxyVersion": "",
+                },
             }
         }
         await self.api.request(
@@ -458,10 +465,7 @@ class TestKubelet:
             codes = await self._until(
                 run,
                 asyncio.gather(
-                    *(
-                        self._run_restarting(run, c, i, init=False)
-                        for i, c in enumerate(containers)
-                    )
+                    *(self._run_restarting(run, c, i, init=False) for i, c in enumerate(containers))
                 ),
             )
             run.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
@@ -536,7 +540,7 @@ class TestKubelet:
         attempt = 0
         while True:
             code = await self._run_container(run, container, index, init=init)
-            restart = policy == "Always" and not init or (policy != "Never" and code != 0)
+            restart = (policy == "Always" and not init) or (policy != "Never" and code != 0)
             if not restart:
                 return code
             status = (run.init_statuses if init else run.statuses)[index]
@@ -596,7 +600,7 @@ class TestKubelet:
                 target.mkdir(parents=True, exist_ok=True)
                 mapping[str(mount["mountPath"])] = str(target)
         rewriter = PathRewriter(mapping)
-        tmp = rewriter.local_dir("/tmp") if "/tmp" in rewriter.mapping else None  # noqa: S108
+        tmp = rewriter.local_dir("/tmp") if "/tmp" in rewriter.mapping else None
         env = base_environment(run.name, tmp)
         env.update(image.env)
         env.update({key: rewriter.rewrite(value) for key, value in own_env.items()})

@@ -172,7 +172,7 @@ async def test_missing_forbidden_and_bad_usage(cluster: Cluster, tmp_path: Path)
     assert f"plan hash:    {HASH}\n" in orphan.out
 
     # The namespace defaults to the context's; -n overrides it.
-    elsewhere = cluster.api.write_kubeconfig(tmp_path / "elsewhere", namespace="other")
+    elsewhere = cluster.proxy.write_kubeconfig(tmp_path / "elsewhere", namespace="other")
     in_other = await cli("status", "done", kubeconfig=elsewhere)
     assert in_other.err == "error: databasemigration done not found in namespace other\n"
     assert (await cli("status", "done", "-n", "default", kubeconfig=elsewhere)).code == 0
@@ -187,7 +187,7 @@ async def test_missing_forbidden_and_bad_usage(cluster: Cluster, tmp_path: Path)
     assert (await cli("frobnicate")).code == 2
 
     # RBAC: get is denied (list is still allowed).
-    cluster.api.inject_fault(verb="get", plural="databasemigrations", status=403, times=None)
+    cluster.proxy.inject_fault(verb="get", plural="databasemigrations", status=403, times=None)
     forbidden = await cli("status", "done")
     check_golden("forbidden", forbidden.transcript())
     assert (await cli("approve", "done")).code == 6

@@ -1,7 +1,9 @@
-"""The operator under test: the real kopf operator, the apiserver emulator, the local kubelet.
+"""The operator under test: the real kopf operator on the real control plane, the test kubelet.
 
-Images map to local folders: the application image is the example ``migrations/`` project,
-the operator image runs ``alembic-operator`` from this checkout. The database is real.
+Each test gets its own namespace, a test kubelet for it, and the operator watching only that
+namespace as the chart's ServiceAccount (RBAC rendered from the chart). Images map to local
+folders: the application image is the example ``migrations/`` project, the operator image runs
+``alembic-operator`` from this checkout. The database is real.
 """
 
 from __future__ import annotations
@@ -22,20 +24,16 @@ from kopf.testing import KopfRunner
 from alembic_operator.controller import handlers, webhooks
 from alembic_operator.controller.reconcilers import Reconciler
 from alembic_operator.core.jobs import job_name
-from alembic_operator.emulation.apiserver import ApiServer
-from alembic_operator.emulation.kubelet import ImageSpec, LocalKubelet
-from tests.emulation.helpers import Client
+from tests.cluster.client import Client
+from tests.cluster.controlplane import ControlPlane
+from tests.cluster.faults import FaultProxy
+from tests.cluster.fixtures import APP_IMAGE, OPERATOR_IMAGE
+from tests.cluster.kubelet import TestKubelet
+from tests.cluster.processes import ImageSpec
 from tests.runner.harness import revision_source
 
-APP_IMAGE = "registry.example.com/shop/app:1.0"
-OPERATOR_IMAGE = "ghcr.io/alembic-operator/alembic-operator:test"
-NS = "default"
-DBM = f"/apis/alembic-operator.dev/v1alpha1/namespaces/{NS}/databasemigrations"
-JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
-PODS = f"/api/v1/namespaces/{NS}/pods"
-SECRETS = f"/api/v1/namespaces/{NS}/secrets"
-EVENTS = f"/api/v1/namespaces/{NS}/events"
-WATCHED = ("databasemigrations", "jobs", "pods")
+__all__ = ["APP_IMAGE", "OPERATOR_IMAGE"]
+WATCHED = ("databasemigrations", "jobs", "pods", "deployments")
 
 
 def fresh_registry(*modules: ModuleType) -> kopf.OperatorRegistry:
@@ -71,7 +69,7 @@ def migration(name: str, *, secret: str = "shop-db", **spec: Any) -> dict[str, A
     return {
         "apiVersion": "alembic-operator.dev/v1alpha1",
         "kind": "DatabaseMigration",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name},
         "spec": {
             "image": APP_IMAGE,
             "database": {"urlSecretRef": {"name": secret, "key": "url"}, "lockTimeoutSeconds": 10},
@@ -83,19 +81,57 @@ def migration(name: str, *, secret: str = "shop-db", **spec: Any) -> dict[str, A
 
 @dataclass
 class Cluster:
-    api: ApiServer
-    kubelet: LocalKubelet
+    """One test's view of the real cluster: its namespace, kubelet, admin client and operator."""
+
+    control_plane: ControlPlane
+    ns: str
+    kubelet: TestKubelet
     client: Client
-    kubeconfig: Path
+    kubeconfig: Path  # the operator's: the chart's ServiceAccount, this namespace, via proxy
+    proxy: FaultProxy  # between the operator and the apiserver: faults, request counts
     operator: KopfRunner | None = field(default=None)
+
+    # --- paths in this test's namespace -----------------------------------------------------
+
+    @property
+    def DBM(self) -> str:  # noqa: N802 (reads like the constant it replaced)
+        return f"/apis/alembic-operator.dev/v1alpha1/namespaces/{self.ns}/databasemigrations"
+
+    @property
+    def JOBS(self) -> str:  # noqa: N802
+        return f"/apis/batch/v1/namespaces/{self.ns}/jobs"
+
+    @property
+    def PODS(self) -> str:  # noqa: N802
+        return f"/api/v1/namespaces/{self.ns}/pods"
+
+    @property
+    def SECRETS(self) -> str:  # noqa: N802
+        return f"/api/v1/namespaces/{self.ns}/secrets"
+
+    @property
+    def EVENTS(self) -> str:  # noqa: N802
+        return f"/api/v1/namespaces/{self.ns}/events"
+
+    @property
+    def CONFIGMAPS(self) -> str:  # noqa: N802
+        return f"/api/v1/namespaces/{self.ns}/configmaps"
+
+    @property
+    def DEPLOYMENTS(self) -> str:  # noqa: N802
+        return f"/apis/apps/v1/namespaces/{self.ns}/deployments"
 
     # --- the operator ----------------------------------------------------------------------
 
     async def start_operator(self) -> None:
-        """Start the operator and wait until it lists what it watches (so it is ready)."""
+        """Start the operator watching this test's namespace; wait until it lists what it watches.
+
+        The fault proxy sees kopf's requests, so "ready" is the first list of each watched
+        resource after this start (objects created from then on reach it by its watches).
+        """
         assert self.operator is None
         listed_before = {p: self._lists(p) for p in WATCHED}
-        args = ["run", "-A", "--standalone"]
+        args = ["run", "--namespace", self.ns, "--standalone"]
         self.operator = KopfRunner(
             args, registry=fresh_registry(webhooks, handlers), settings=fast_settings(), timeout=60
         )
@@ -107,11 +143,7 @@ class Cluster:
         await wait_for(ready, what="the operator to list the resources it watches")
 
     def _lists(self, plural: str) -> int:
-        return sum(
-            1
-            for c in self.api.calls
-            if c.plural == plural and c.verb == "list" and c.user_agent.startswith("kopf")
-        )
+        return self.proxy.count(verb="list", plural=plural)
 
     async def stop_operator(self) -> str:
         runner, self.operator = self.operator, None
@@ -124,17 +156,17 @@ class Cluster:
 
     async def create_secret(self, name: str, url: str, *, key: str = "url") -> None:
         data = {key: base64.b64encode(url.encode()).decode()}
-        await self.client.ok("POST", SECRETS, {"metadata": {"name": name}, "data": data})
+        await self.client.ok("POST", self.SECRETS, {"metadata": {"name": name}, "data": data})
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.client.ok("POST", DBM, body)
+        return await self.client.ok("POST", self.DBM, body)
 
     async def get(self, name: str) -> dict[str, Any]:
-        return await self.client.ok("GET", f"{DBM}/{name}")
+        return await self.client.ok("GET", f"{self.DBM}/{name}")
 
     async def patch(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.client.ok(
-            "PATCH", f"{DBM}/{name}", body, content_type="application/merge-patch+json"
+            "PATCH", f"{self.DBM}/{name}", body, content_type="application/merge-patch+json"
         )
 
     async def status(self, name: str) -> dict[str, Any]:
@@ -142,13 +174,13 @@ class Cluster:
 
     async def jobs(self, name: str) -> list[dict[str, Any]]:
         listed = await self.client.ok(
-            "GET", JOBS, params={"labelSelector": f"alembic-operator.dev/migration={name}"}
+            "GET", self.JOBS, params={"labelSelector": f"alembic-operator.dev/migration={name}"}
         )
         return list(listed["items"])
 
     async def events(self, name: str) -> list[dict[str, Any]]:
         listed = await self.client.ok(
-            "GET", EVENTS, params={"fieldSelector": f"involvedObject.name={name}"}
+            "GET", self.EVENTS, params={"fieldSelector": f"involvedObject.name={name}"}
         )
         return [
             e for e in listed["items"] if e.get("source", {}).get("component") == "alembic-operator"
@@ -238,14 +270,16 @@ def job_name_for(created: dict[str, Any], *, generation: int = 1, attempt: int =
 
 async def pods(cluster: Cluster, job: str) -> list[dict[str, Any]]:
     """The pods of one Job, oldest first."""
-    listed = await cluster.client.ok("GET", PODS, params={"labelSelector": f"job-name={job}"})
+    listed = await cluster.client.ok(
+        "GET", cluster.PODS, params={"labelSelector": f"job-name={job}"}
+    )
     return sorted(listed["items"], key=lambda p: p["metadata"]["creationTimestamp"])
 
 
 async def migration_pods(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     """Every pod of every Job of the migration ``name``."""
     listed = await cluster.client.ok(
-        "GET", PODS, params={"labelSelector": f"alembic-operator.dev/migration={name}"}
+        "GET", cluster.PODS, params={"labelSelector": f"alembic-operator.dev/migration={name}"}
     )
     return list(listed["items"])
 
@@ -254,7 +288,7 @@ async def delete_job(cluster: Cluster, job: str, *, propagation: str = "Backgrou
     """Delete a Job as a user would (``kubectl delete job --cascade=background``)."""
     await cluster.client.ok(
         "DELETE",
-        f"{JOBS}/{job}",
+        f"{cluster.JOBS}/{job}",
         {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
     )
 

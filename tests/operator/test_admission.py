@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.operator.harness import DBM, Cluster, migration
+from tests.operator.harness import Cluster, migration
 
 
 def without(body: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -51,18 +51,19 @@ def without(body: dict[str, Any], *path: str) -> dict[str, Any]:
 async def test_invalid_migration_is_rejected(
     cluster: Cluster, body: dict[str, Any], fragment: str
 ) -> None:
-    status, answer = await cluster.client.post(DBM, body)
+    status, answer = await cluster.client.post(cluster.DBM, body)
     assert status == 422, answer
     assert answer["reason"] == "Invalid"
     assert fragment in answer["message"]
     assert 'DatabaseMigration.alembic-operator.dev "' in answer["message"]
-    assert (await cluster.client.get(f"{DBM}/{body['metadata']['name']}"))[0] == 404
+    assert (await cluster.client.get(f"{cluster.DBM}/{body['metadata']['name']}"))[0] == 404
 
 
 async def test_secret_reference_is_immutable(cluster: Cluster) -> None:
     await cluster.create(migration("shop", secret="missing", suspend=True))
     status, answer = await cluster.client.patch(
-        f"{DBM}/shop", {"spec": {"database": {"urlSecretRef": {"name": "other", "key": "url"}}}}
+        f"{cluster.DBM}/shop",
+        {"spec": {"database": {"urlSecretRef": {"name": "other", "key": "url"}}}},
     )
     assert status == 422, answer
     assert "immutable" in answer["message"]

@@ -11,7 +11,6 @@ from tests.runner.harness import HEAD, run_runner
 
 APPROVE = "alembic-operator.dev/approve"
 REJECT = "alembic-operator.dev/reject"
-CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
 
 async def awaiting(cluster: Cluster, name: str, *, not_hash: str | None = None) -> dict[str, Any]:
@@ -35,7 +34,7 @@ async def test_approval_flow(cluster: Cluster, pg_database: Database) -> None:
     assert len(plan["revisions"]) == 10 and plan["fromRevision"] == ""
     assert f"{APPROVE}={plan['hash']}" in status["message"]
     assert pg_database.tables() == set()  # planning touched nothing
-    config_map = await cluster.client.ok("GET", f"{CONFIGMAPS}/{plan['sqlConfigMap']}")
+    config_map = await cluster.client.ok("GET", f"{cluster.CONFIGMAPS}/{plan['sqlConfigMap']}")
     assert "CREATE TABLE customers" in config_map["data"]["sql"]
     assert "CREATE INDEX CONCURRENTLY" in config_map["data"]["sql"]
     assert config_map["data"]["hash"] == plan["hash"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.databases import Database
-from tests.operator.harness import DBM, Cluster, migration, wait_for
+from tests.operator.harness import Cluster, migration, wait_for
 from tests.runner.harness import HEAD
 
 PREFIX = "shop-schema-migration-for-the-orders-service-in-production-eu-"  # 62 characters
@@ -40,10 +40,10 @@ async def test_recreated_namesake_does_not_adopt_the_old_job(
     first = await cluster.create(migration("shop"))
     old_job = (await cluster.wait_phase("shop", "Succeeded"))["job"]["name"]
     # Orphan the Job so it outlives its owner, then recreate the migration under the same name.
-    await cluster.client.ok("DELETE", f"{DBM}/shop", params={"propagationPolicy": "Orphan"})
+    await cluster.client.ok("DELETE", f"{cluster.DBM}/shop", params={"propagationPolicy": "Orphan"})
 
     async def gone() -> bool:
-        return (await cluster.client.get(f"{DBM}/shop"))[0] == 404
+        return (await cluster.client.get(f"{cluster.DBM}/shop"))[0] == 404
 
     await wait_for(gone, what="the first incarnation to be deleted")
     second = await cluster.create(migration("shop"))

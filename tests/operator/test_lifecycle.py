@@ -1,4 +1,4 @@
-"""The migration lifecycle end to end: the real operator, emulated cluster, real PostgreSQL."""
+"""The migration lifecycle end to end: the real operator and control plane, real PostgreSQL."""
 
 from __future__ import annotations
 

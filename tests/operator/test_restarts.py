@@ -6,14 +6,7 @@ import pytest
 
 from alembic_operator.core.jobs import job_name
 from tests.databases import Database
-from tests.operator.harness import (
-    JOBS,
-    Cluster,
-    Reconciles,
-    migration,
-    settled_event_reasons,
-    wait_for,
-)
+from tests.operator.harness import Cluster, Reconciles, migration, settled_event_reasons, wait_for
 from tests.runner.harness import HEAD
 
 
@@ -35,7 +28,7 @@ async def test_killed_after_creating_the_job_adopts_it(
 ) -> None:
     await cluster.create_secret("shop-db", pg_database.url)
     # The status write after the Job create fails, as if the operator died in between.
-    fault = cluster.api.inject_fault(
+    fault = cluster.proxy.inject_fault(
         verb="patch", plural="databasemigrations", subresource="status", status=500, times=None
     )
     created = await cluster.create(migration("shop"))
@@ -44,7 +37,7 @@ async def test_killed_after_creating_the_job_adopts_it(
     await wait_for(lambda: cluster.jobs("shop"), what="the Job to be created")
     await cluster.stop_operator()
     assert (await cluster.status("shop")).get("phase") is None  # nothing recorded
-    cluster.api.faults.remove(fault)
+    cluster.proxy.faults.remove(fault)
 
     await cluster.start_operator()
     status = await cluster.wait_phase("shop", "Running")
@@ -72,7 +65,7 @@ async def test_job_finishing_while_the_operator_is_down(
     held.set()
 
     async def job_complete() -> bool:
-        job = await cluster.client.ok("GET", f"{JOBS}/{name}")
+        job = await cluster.client.ok("GET", f"{cluster.JOBS}/{name}")
         return any(
             c["type"] == "Complete" and c["status"] == "True"
             for c in job.get("status", {}).get("conditions", [])
@@ -107,7 +100,7 @@ async def test_lost_create_response_409_is_adoption(
 ) -> None:
     await cluster.create_secret("shop-db", pg_database.url)
     # The create is stored but its answer is lost; the operator's retry then gets 409.
-    cluster.api.inject_fault(verb="create", plural="jobs", status=504, after_write=True)
+    cluster.proxy.inject_fault(verb="create", plural="jobs", status=504, after_write=True)
     await cluster.create(migration("shop"))
     status = await cluster.wait_phase("shop", "Succeeded")
     assert status["currentRevision"] == HEAD
@@ -120,7 +113,7 @@ async def test_409_on_create_for_a_job_we_own_is_adoption(
 ) -> None:
     await cluster.create_secret("shop-db", pg_database.url)
     # The create is stored and answered 409 AlreadyExists (a retried request that raced).
-    cluster.api.inject_fault(
+    cluster.proxy.inject_fault(
         verb="create", plural="jobs", status=409, reason="AlreadyExists", after_write=True
     )
     await cluster.create(migration("shop"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.databases import Database
-from tests.operator.harness import DBM, Cluster, migration, wait_for
+from tests.operator.harness import Cluster, migration, wait_for
 from tests.runner.harness import HEAD
 
 
@@ -48,9 +48,9 @@ async def test_deleting_a_migration_needs_no_operator(cluster: Cluster) -> None:
     await cluster.stop_operator()
     body = await cluster.get("shop")
     assert not body["metadata"].get("finalizers")  # nothing can hold the deletion
-    await cluster.client.ok("DELETE", f"{DBM}/shop")
+    await cluster.client.ok("DELETE", f"{cluster.DBM}/shop")
 
     async def gone() -> bool:
-        return (await cluster.client.get(f"{DBM}/shop"))[0] == 404
+        return (await cluster.client.get(f"{cluster.DBM}/shop"))[0] == 404
 
     await wait_for(gone, what="the migration to be deleted with the operator down")

@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
-from alembic_operator.emulation.kubelet import ImageSpec
+from tests.cluster.processes import ImageSpec
 from tests.databases import Database, user_with_password
-from tests.operator.harness import EVENTS, JOBS, PODS, Cluster, migration
+from tests.operator.harness import Cluster, migration
 from tests.runner.harness import HEAD, copy_project, revision_source
 
 PASSWORD = "Op3r@t0r%se:cr/et"
@@ -45,14 +45,14 @@ async def test_password_appears_nowhere(cluster: Cluster, secret_url: str, tmp_p
     assert failed["logTail"]
 
     seen = [json.dumps(await cluster.get(name)) for name in ("good", "leaky")]
-    seen.append(json.dumps(await cluster.client.ok("GET", EVENTS)))
-    seen.append(json.dumps(await cluster.client.ok("GET", JOBS)))
-    pods = await cluster.client.ok("GET", PODS)
+    seen.append(json.dumps(await cluster.client.ok("GET", cluster.EVENTS)))
+    seen.append(json.dumps(await cluster.client.ok("GET", cluster.JOBS)))
+    pods = await cluster.client.ok("GET", cluster.PODS)
     seen.append(json.dumps(pods))
     for pod in pods["items"]:
         for container in ("write-runner", "migrate"):
             status, log = await cluster.client.get(
-                f"{PODS}/{pod['metadata']['name']}/log", container=container
+                f"{cluster.PODS}/{pod['metadata']['name']}/log", container=container
             )
             assert status == 200
             seen.append(str(log))

@@ -6,15 +6,7 @@ import base64
 from typing import Any
 
 from tests.databases import Database
-from tests.operator.harness import (
-    SECRETS,
-    Cluster,
-    condition,
-    migration,
-    reasons_in_order,
-    stays,
-    wait_for,
-)
+from tests.operator.harness import Cluster, condition, migration, reasons_in_order, stays, wait_for
 from tests.runner.harness import HEAD
 
 
@@ -83,7 +75,7 @@ async def test_secret_without_the_key(cluster: Cluster, pg_database: Database) -
     url = base64.b64encode(pg_database.url.encode()).decode()
     await cluster.client.ok(
         "PATCH",
-        f"{SECRETS}/shop-db",
+        f"{cluster.SECRETS}/shop-db",
         {"data": {"url": url}},
         content_type="application/merge-patch+json",
     )
