@@ -1,12 +1,14 @@
-"""Fixtures for the CRD tests: the canonical CRD and its admission validator."""
+"""Fixtures for the CRD tests: the canonical CRD, and admission by the real apiserver."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from alembic_operator.emulation.admission import CRDValidator, validator_for
+from tests.cluster.controlplane import ControlPlane
+from tests.crd.apiserver import Admission
 from tests.crd.manifests import load_crd
 
 
@@ -16,5 +18,13 @@ def crd() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def validator(crd: dict[str, Any]) -> CRDValidator:
-    return validator_for(crd, "v1alpha1")
+def validator(control_plane: ControlPlane) -> Iterator[Admission]:
+    """Server-side dry runs against kube-apiserver v1.36.2 with the canonical CRD installed."""
+    name = "crd-admission"
+    control_plane.request(
+        "POST",
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+    )
+    yield Admission(control_plane, name)
+    control_plane.request("DELETE", f"/api/v1/namespaces/{name}")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import re2  # google-re2: the same RE2 syntax as Go's regexp and CEL's matches()
 
-from alembic_operator.emulation.admission import CRDValidator
-from alembic_operator.emulation.schemas import structural_problems, validate
+from tests.cluster.controlplane import ControlPlane
+from tests.cluster.fixtures import kubectl
+from tests.crd.manifests import CRD_PATH
 
 
 def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -68,10 +69,28 @@ def test_printer_columns(version: dict[str, Any]) -> None:
     ]
 
 
-def test_structural_and_documented(schema: dict[str, Any]) -> None:
-    assert structural_problems(schema) == []
+def test_the_real_apiserver_accepts_it(control_plane: ControlPlane) -> None:
+    """kube-apiserver v1.36.2 checks the schema is structural, compiles every CEL rule (with
+    its cost budget) and validates every default against its schema and rules."""
+    out = kubectl(
+        control_plane, "apply", "--server-side", "--validate=strict", "--dry-run=server",
+        "--force-conflicts", "-f", str(CRD_PATH),
+    )  # fmt: skip
+    assert "databasemigrations.alembic-operator.dev serverside-applied (server dry run)" in out
+    crd = control_plane.request(
+        "GET",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+        "databasemigrations.alembic-operator.dev",
+    )
+    conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+    assert conditions["Established"] == "True"
+    assert conditions.get("NonStructuralSchema", "False") == "False"
+
+
+def test_documented(schema: dict[str, Any]) -> None:
     for path, node in walk(schema):
-        assert node.get("description", "").strip(), f"{path} has no description"
+        if path != "metadata":  # the apiserver refuses anything but name/generateName there
+            assert node.get("description", "").strip(), f"{path} has no description"
         assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
 
 
@@ -107,7 +126,8 @@ def test_patterns_are_re2(schema: dict[str, Any]) -> None:
         assert pattern.startswith("^") and pattern.endswith("$"), f"{path}: unanchored pattern"
 
 
-def test_defaults_are_valid_for_their_own_schema(schema: dict[str, Any]) -> None:
+def test_defaults_are_where_the_design_says(schema: dict[str, Any]) -> None:
+    """Each default is valid: test_the_real_apiserver_accepts_it (the apiserver checks them)."""
     defaults = [(p, n) for p, n in walk(schema) if "default" in n]
     assert {p for p, _ in defaults} >= {
         "spec.revision",
@@ -125,13 +145,12 @@ def test_defaults_are_valid_for_their_own_schema(schema: dict[str, Any]) -> None
         "spec.allowDowngrade",
         "status.observedGeneration",
     }
-    for path, node in defaults:
-        assert validate(node["default"], node, path) == [], path
 
 
-def test_rules_compile_and_explain_themselves(schema: dict[str, Any], validator: CRDValidator):
+def test_rules_explain_themselves(schema: dict[str, Any]) -> None:
+    """The rules compile: test_the_real_apiserver_accepts_it; here, their messages."""
     rules = [(p, r) for p, n in walk(schema) for r in n.get("x-kubernetes-validations", [])]
-    assert len(validator.rules) == len(rules) >= 15
+    assert len(rules) >= 15
     for path, rule in rules:
         text = rule.get("message") or rule.get("messageExpression")
         assert text, f"{path}: rule {rule['rule']!r} has no message"

@@ -1,23 +1,19 @@
-"""Every DatabaseMigration shown in the docs, the README and examples/ is accepted by the CRD.
+"""The manifests shown in the docs, the README and examples/: found, and well-formed.
 
-The manifests are validated by the same admission code the apiserver emulator uses (OpenAPI
-schema, defaults, CEL rules). Beyond that, nothing a reader copies may be silently pruned: a
-misspelt field would be dropped by the apiserver (or refused by kubectl's strict validation).
+This module extracts them; tests/delivery/test_real_apiserver.py applies every one to a real
+kube-apiserver with strict field validation (a misspelt field is refused, not dropped).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from alembic_operator.emulation.admission import SchemaViolation, validator_for
 from tests.docs.conftest import REPO, fenced_blocks, markdown_files
 
-CRD_PATH = REPO / "crds" / "databasemigrations.yaml"
 KIND = "DatabaseMigration"
 
 
@@ -51,26 +47,6 @@ MIGRATIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def validate() -> Any:
-    crd = yaml.safe_load(CRD_PATH.read_text(encoding="utf-8"))
-    return validator_for(crd, "v1alpha1")
-
-
-def _leaf_paths(value: Any, path: str = "") -> set[str]:
-    if isinstance(value, dict):
-        paths = {path} if not value else set()
-        for key, child in value.items():
-            paths |= _leaf_paths(child, f"{path}.{key}")
-        return paths
-    if isinstance(value, list):
-        paths = {path} if not value else set()
-        for i, child in enumerate(value):
-            paths |= _leaf_paths(child, f"{path}[{i}]")
-        return paths
-    return {path}
-
-
 def test_the_docs_show_manifests() -> None:
     """The extraction works: the guides carry many DatabaseMigrations, examples/ some more."""
     from_docs = [d for _, d in DOC_MANIFESTS if isinstance(d, dict) and d.get("kind") == KIND]
@@ -82,15 +58,9 @@ def test_the_docs_show_manifests() -> None:
 
 
 @pytest.mark.parametrize("manifest", MIGRATIONS)
-def test_migration_manifest_is_valid(validate: Any, manifest: dict[str, Any]) -> None:
+def test_migration_manifest_is_named(manifest: dict[str, Any]) -> None:
     assert manifest["apiVersion"] == "alembic-operator.dev/v1alpha1"
     assert manifest.get("metadata", {}).get("name"), "a manifest to copy needs a name"
-    try:
-        stored = validate(copy.deepcopy(manifest), None)
-    except SchemaViolation as exc:
-        pytest.fail(f"refused by the CRD: {exc.message}")
-    pruned = _leaf_paths(manifest) - _leaf_paths(stored)
-    assert pruned == set(), f"fields the apiserver would drop (unknown to the CRD): {pruned}"
 
 
 @pytest.mark.parametrize(
