@@ -461,7 +461,6 @@ class TestKubelet:
                     await self._wait_deleted(run)
                     return
             run.initialized = True
-            run.phase = "Running" if containers else "Succeeded"
             codes = await self._until(
                 run,
                 asyncio.gather(
@@ -629,6 +628,8 @@ class TestKubelet:
         self.runs.append(record)
         policy = str(container.get("terminationMessagePolicy") or "File")
         try:
+            if not init:
+                run.phase = "Running"
             status.update(
                 state={"running": {"startedAt": started_at}},
                 started=True,

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from alembic_operator.emulation.admission import validator_for
+from tests.cluster.controlplane import ControlPlane
 from tests.delivery.pss import pod_specs, violations
+from tests.delivery.test_real_apiserver import apply_dry_run
 from tests.delivery.tools import KUBERNETES_VERSIONS, REPO, run, tool
 
 APP = REPO / "examples" / "app"
@@ -62,12 +63,13 @@ def test_example_app_manifests_validate(skaffold: dict[str, Any], version: str) 
     assert len(warnings) == 1 and "DatabaseMigration" in warnings[0], output
 
 
-def test_example_migration_validates_against_the_crd(skaffold: dict[str, Any]) -> None:
-    crd = yaml.safe_load((REPO / "crds" / "databasemigrations.yaml").read_text())
-    validate = validator_for(crd, "v1alpha1")
-    (migration,) = [d for d in app_documents() if d["kind"] == "DatabaseMigration"]
-    migration["metadata"]["namespace"] = "default"
-    validate(migration, None)
+def test_example_app_is_accepted_by_the_apiserver(
+    skaffold: dict[str, Any], control_plane: ControlPlane, namespace: str
+) -> None:
+    documents = app_documents()
+    out = apply_dry_run(control_plane, documents, namespace)
+    assert out.count("serverside-applied (server dry run)") == len(documents), out
+    (migration,) = [d for d in documents if d["kind"] == "DatabaseMigration"]
     # The migration gates the example Deployment and runs the image skaffold builds for it.
     deployments = {d["metadata"]["name"]: d for d in app_documents() if d["kind"] == "Deployment"}
     assert migration["spec"]["gate"]["deployments"] == ["shop-web"]

@@ -1,4 +1,4 @@
-"""Building Jobs and polling their state over HTTP (no fixed sleeps: poll with a deadline)."""
+"""Building Jobs and pods, polling their state over HTTP (no fixed sleeps: poll with a deadline)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tests.emulation.helpers import Client
+from tests.cluster.client import Client
 from tests.kubelet.conftest import PYTHON_IMAGE
 
 T = TypeVar("T")
-JOBS = "/apis/batch/v1/namespaces/default/jobs"
-PODS = "/api/v1/namespaces/default/pods"
-SECRETS = "/api/v1/namespaces/default/secrets"
 PERMANENT = [10, 11, 12, 13, 14, 15, 16]
 RETRYABLE = [20, 21]
 
@@ -73,42 +70,65 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
-async def get_job(client: Client, name: str) -> dict[str, Any]:
-    status, body = await client.get(f"{JOBS}/{name}")
+def jobs(namespace: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs"
+
+
+def pods(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/pods"
+
+
+def secrets(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/secrets"
+
+
+async def get_job(client: Client, namespace: str, name: str) -> dict[str, Any]:
+    status, body = await client.get(f"{jobs(namespace)}/{name}")
     assert status == 200, body
     assert isinstance(body, dict)
     return body
 
 
-async def pods_of(client: Client, job: str) -> list[dict[str, Any]]:
-    status, body = await client.get(PODS, labelSelector=f"batch.kubernetes.io/job-name={job}")
+async def pods_of(client: Client, namespace: str, job: str) -> list[dict[str, Any]]:
+    status, body = await client.get(
+        pods(namespace), labelSelector=f"batch.kubernetes.io/job-name={job}"
+    )
     assert status == 200, body
     return sorted(body["items"], key=lambda p: p["metadata"]["creationTimestamp"])
 
 
-async def finished_job(client: Client, name: str, within: float = 30.0) -> dict[str, Any]:
+async def finished_job(
+    client: Client, namespace: str, name: str, within: float = 30.0
+) -> dict[str, Any]:
     """The Job once it has a Complete or Failed condition."""
 
     async def probe() -> dict[str, Any] | None:
-        job = await get_job(client, name)
+        job = await get_job(client, namespace, name)
         return job if condition(job, "Complete") or condition(job, "Failed") else None
 
     return await eventually(probe, within=within, what=f"job {name} to finish")
 
 
 async def pod_where(
-    client: Client, job: str, check: Callable[[dict[str, Any]], bool], within: float = 20.0
+    client: Client,
+    namespace: str,
+    name: str,
+    check: Callable[[dict[str, Any]], bool],
+    within: float = 20.0,
 ) -> dict[str, Any]:
-    """The first pod of ``job`` satisfying ``check``."""
+    """The pod ``name`` once it satisfies ``check``."""
 
     async def probe() -> dict[str, Any] | None:
-        return next((p for p in await pods_of(client, job) if check(p)), None)
+        status, pod = await client.get(f"{pods(namespace)}/{name}")
+        return pod if status == 200 and check(pod) else None
 
-    return await eventually(probe, within=within, what=f"a pod of {job}")
+    return await eventually(probe, within=within, what=f"pod {name}")
 
 
 def main_state(pod: dict[str, Any]) -> dict[str, Any]:
-    return dict(pod["status"]["containerStatuses"][0]["state"])
+    """The first container's state ({} before the kubelet reported one)."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+    return dict(statuses[0].get("state") or {})
 
 
 def pid_alive(pid: int) -> bool:
@@ -126,9 +146,10 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def first_attempt(marker: str, first: str, later: str) -> str:
-    """Python code running ``first`` on the first attempt (marker file absent), else ``later``."""
-    return (
-        f"import os, sys, time\np = {marker!r}\nfirst = not os.path.exists(p)\n"
-        f"open(p, 'a').close()\n{first} if first else {later}"
-    )
+def pod_body(name: str, *containers: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "containers": list(containers), **spec},
+    }

@@ -1,4 +1,4 @@
-"""End to end: a Job shaped like the operator's runs the embedded runner against PostgreSQL."""
+"""A Job shaped like the operator's runs the embedded runner against PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from alembic_operator.emulation.apiserver import ApiServer
-from alembic_operator.emulation.kubelet import ImageSpec, LocalKubelet
+from tests.cluster.client import Client
+from tests.cluster.kubelet import TestKubelet
+from tests.cluster.processes import ImageSpec
 from tests.databases import Database
-from tests.emulation.helpers import Client
 from tests.kubelet.conftest import APP_IMAGE, OPERATOR_IMAGE
 from tests.kubelet.helpers import (
-    JOBS,
-    PODS,
-    SECRETS,
     condition,
     finished_job,
+    jobs,
     main_state,
+    pods,
     pods_of,
     runner_policy,
+    secrets,
 )
 from tests.runner.harness import HEAD, copy_project, revision_source
 
@@ -99,18 +99,20 @@ def migration_job(name: str, image: str) -> dict[str, Any]:
     }
 
 
-async def _secret(client: Client, url: str) -> None:
-    await client.ok("POST", SECRETS, {"metadata": {"name": "db"}, "stringData": {"url": url}})
+async def _secret(client: Client, namespace: str, url: str) -> None:
+    body = {"metadata": {"name": "db"}, "stringData": {"url": url}}
+    await client.ok("POST", secrets(namespace), body)
 
 
 async def test_embedded_runner_job_migrates_postgresql_to_head(
-    kubelet: LocalKubelet, client: Client, pg_database: Database
+    kubelet: TestKubelet, kube: Client, namespace: str, pg_database: Database
 ) -> None:
-    await _secret(client, pg_database.url)
-    await client.ok("POST", JOBS, migration_job("migrate-shop", APP_IMAGE))
-    job = await finished_job(client, "migrate-shop", within=120)
+    client = kube
+    await _secret(client, namespace, pg_database.url)
+    await client.ok("POST", jobs(namespace), migration_job("migrate-shop", APP_IMAGE))
+    job = await finished_job(client, namespace, "migrate-shop", within=120)
     assert condition(job, "Complete"), job["status"]
-    [pod] = await pods_of(client, "migrate-shop")
+    [pod] = await pods_of(client, namespace, "migrate-shop")
     result = json.loads(main_state(pod)["terminated"]["message"])
     assert (result["outcome"], result["reason"], result["exitCode"]) == ("Succeeded", "Applied", 0)
     assert result["toRevision"] == HEAD
@@ -119,17 +121,14 @@ async def test_embedded_runner_job_migrates_postgresql_to_head(
     assert init.container == "install-runner" and main.container == "migrate"
     assert main.cwd.endswith("/migrations")  # workingDir /app is the image's folder
     assert main.env["TMPDIR"] != "/tmp" and "/alembic-operator" not in " ".join(main.argv)
-    code, log = await client.get(f"{PODS}/{pod['metadata']['name']}/log")
+    code, log = await client.get(f"{pods(namespace)}/{pod['metadata']['name']}/log")
     assert code == 200 and "Applied" in log
 
 
 async def test_embedded_runner_permanent_failure_fails_the_job_once(
-    api: ApiServer,
-    client: Client,
-    pg_database: Database,
-    images: dict[str, ImageSpec],
-    tmp_path: Path,
+    kubelet: TestKubelet, kube: Client, namespace: str, pg_database: Database, tmp_path: Path
 ) -> None:
+    client = kube
     project = copy_project(
         tmp_path,
         extra={
@@ -138,20 +137,17 @@ async def test_embedded_runner_permanent_failure_fails_the_job_once(
             )
         },
     )
-    images = {**images, BROKEN_IMAGE: ImageSpec(root=project)}
-    async with LocalKubelet(
-        api.base_url, images=images, log_sink=api.set_pod_log, workdir=tmp_path / "kubelet"
-    ):
-        await _secret(client, pg_database.url)
-        await client.ok("POST", JOBS, migration_job("migrate-broken", BROKEN_IMAGE))
-        job = await finished_job(client, "migrate-broken", within=120)
+    kubelet.images[BROKEN_IMAGE] = ImageSpec(root=project)
+    await _secret(client, namespace, pg_database.url)
+    await client.ok("POST", jobs(namespace), migration_job("migrate-broken", BROKEN_IMAGE))
+    job = await finished_job(client, namespace, "migrate-broken", within=120)
     failed = condition(job, "Failed")
     assert failed and failed["reason"] == "PodFailurePolicy", job["status"]
-    [pod] = await pods_of(client, "migrate-broken")
+    [pod] = await pods_of(client, namespace, "migrate-broken")
     terminated = main_state(pod)["terminated"]
     assert terminated["exitCode"] == 10
     result = json.loads(terminated["message"])
     assert (result["reason"], result["failedRevision"]) == ("MigrationFailed", "0010_broken")
     assert pg_database.versions() == {HEAD}
-    code, log = await client.get(f"{PODS}/{pod['metadata']['name']}/log")
+    code, log = await client.get(f"{pods(namespace)}/{pod['metadata']['name']}/log")
     assert code == 200 and "no_such_table" in log
