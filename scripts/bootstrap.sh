@@ -10,8 +10,8 @@ fi
 "$venv/bin/python" -m pip install --quiet -e '.[dev]'
 
 # A package half-installed from a corrupt cache entry fails later in confusing ways (seen once:
-# kmock without its _version.py). Check the imports now; reinstall without the cache if needed.
-check='import alembic, sqlalchemy, psycopg2, pymysql, kopf, kmock, celpy, yaml, pytest_asyncio, lupa'
+# a package without one of its files). Check the imports now; reinstall without the cache if needed.
+check='import alembic, sqlalchemy, psycopg2, pymysql, kopf, aiohttp, yaml, cryptography, re2, pytest_asyncio, lupa'
 if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
     echo "bootstrap: an installed package does not import; reinstalling without the pip cache" >&2
     "$venv/bin/python" -m pip install --quiet --no-cache-dir --force-reinstall -e '.[dev]'

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, format, types, import contracts, then pytest against the machine's
-# real PostgreSQL and MariaDB (started here when they are down). Run it as `make test`.
+# real PostgreSQL and MariaDB (started here when they are down) and a real Kubernetes control
+# plane (etcd, kube-apiserver, kube-controller-manager v1.36.2) the tests start on loopback.
+# Run it as `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
@@ -12,6 +14,7 @@ echo "== mypy --strict"; "$bin/mypy"
 echo "== import contracts"; "$bin/lint-imports"
 echo "== promtool"; scripts/install-promtool.sh   # Debian's prometheus package, when missing
 echo "== delivery tools"; scripts/tools.sh   # helm, kubectl, hadolint, kubernetes-validate
+echo "== control plane"; scripts/cluster-deps.sh   # etcd (Debian), kube-apiserver, kube-controller-manager
 echo "== pytest"
 # -p no:cacheprovider: CI runs on a clean clone and must not depend on a previous run's cache.
 exec "$bin/python" -m pytest -p no:cacheprovider "$@"
