@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.cluster.sandbox.timelines import HELD_BY, Timeline
 
 MIGRATION, DEPLOYMENT = "shop-schema", "shop-web"
 ROUND_SECONDS = 120
+METRICS_SECONDS = 10
 
 
 async def run_scenario(
@@ -193,11 +195,18 @@ def _scrape(url: str) -> str:
 
 
 async def _metrics(sandbox: Sandbox, timeline: Timeline, *, problems: list[str]) -> None:
-    try:
-        text = await asyncio.to_thread(_scrape, sandbox.metrics_url)
-    except (urllib.error.URLError, OSError) as exc:
-        problems.append(f"metrics: {sandbox.metrics_url} not reachable ({exc})")
-        return
+    # The operator counts an outcome right after writing the status the timeline saw: scrape
+    # until the exposition has caught up with the failure (a few ms; at most METRICS_SECONDS).
+    deadline = time.monotonic() + METRICS_SECONDS
+    while True:
+        try:
+            text = await asyncio.to_thread(_scrape, sandbox.metrics_url)
+        except (urllib.error.URLError, OSError) as exc:
+            problems.append(f"metrics: {sandbox.metrics_url} not reachable ({exc})")
+            return
+        if 'phase="Failed"' in text or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
     wanted = (
         "alembic_operator_migrations_total",
         "alembic_operator_migration_failures_total",
@@ -208,6 +217,8 @@ async def _metrics(sandbox: Sandbox, timeline: Timeline, *, problems: list[str])
     timeline.say("metrics", f"{sandbox.metrics_url}:\n" + "\n".join(f"    {x}" for x in lines))
     if not lines:
         problems.append("metrics: no alembic_operator_ series in the exposition")
+    elif 'phase="Failed"' not in text:
+        problems.append(f"metrics: the failure is not counted after {METRICS_SECONDS:g}s")
 
 
 def default_database_url(workdir: Path) -> str:
