@@ -10,9 +10,13 @@ $(BIN)/.installed: pyproject.toml
 	scripts/bootstrap.sh $(VENV)
 	touch $@
 
-## sandbox: the whole product on this machine — emulated cluster, operator, example migrations.
+## sandbox: the whole product on this machine — a real local control plane (etcd, kube-apiserver,
+## kube-controller-manager), a test kubelet, the operator, the example migrations.
+## SANDBOX_ARGS: --keep, --database-url URL, --workdir DIR (python -m tests.cluster.sandbox -h).
 sandbox: $(BIN)/.installed
-	$(BIN)/alembic-operator sandbox $(SANDBOX_ARGS)
+	scripts/tools.sh $(VENV)
+	scripts/cluster-deps.sh
+	$(BIN)/python -m tests.cluster.sandbox $(SANDBOX_ARGS)
 
 ## demo: the main job — run the example migrations to head on a throw-away SQLite database.
 demo: $(BIN)/.installed

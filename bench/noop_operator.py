@@ -13,7 +13,7 @@ migration-uid label, Deployments), kopf's default login and settings. Run as
   This is what kopf itself writes for an operator built the way its documentation shows.
 
 With ``BENCH_NOOP_EXPECT=N`` it prints ``SEEN N <time.monotonic()>`` once a handler has seen N
-distinct DatabaseMigrations (the burst benchmark's "handled everything" moment; with
+distinct DatabaseMigrations (the "handled everything" moment of the removed burst benchmark; with
 ``handlers``, once their creation handler has run).
 """
 

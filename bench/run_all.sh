@@ -5,7 +5,7 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 status=0
-for bench in runner operator_footprint api_writes latency burst; do
+for bench in runner operator_footprint; do  # api_writes, latency, burst: removed (bench/README.md)
     echo "=== bench/$bench.py"
     "$PY" "bench/$bench.py" "$@" || status=1
 done

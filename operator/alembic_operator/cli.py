@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 SUBCOMMANDS = {
-    "sandbox": "the whole product on this machine: emulated cluster, operator, example migrations",
     "run": "run the operator (kopf) against the current cluster (in-cluster or $KUBECONFIG)",
     "migrate": "run Alembic to a target revision (the Job's payload) and print one JSON result",
     "write-runner": "write the self-contained embedded runner file (the Job's init container)",
@@ -52,8 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _write_runner(rest)
     if command == "run":
         return _run(rest)
-    if command == "sandbox":
-        return _sandbox(rest)
     if command in ON_CALL:
         on_call = importlib.import_module("alembic_operator.commands.main")
         return int(on_call.run(command, rest))
@@ -157,45 +154,6 @@ def _run(argv: Sequence[str]) -> int:
         liveness_endpoint=args.liveness,
     )
     return 0
-
-
-def _sandbox(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="alembic-operator sandbox", description=SUBCOMMANDS["sandbox"]
-    )
-    parser.add_argument(
-        "--database-url",
-        help="a SQLAlchemy URL instead of the default SQLite "
-        "file (PostgreSQL or MariaDB); it travels only in the sandbox's Secret",
-    )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path(".sandbox"),
-        help="where the kubeconfig, the operator log and SQLite live",
-    )
-    parser.add_argument("--port", type=int, default=0, help="the emulator's port (default: any)")
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the emulator running afterwards (kubectl works against it)",
-    )
-    args = parser.parse_args(list(argv))
-    try:
-        from alembic_operator.sandbox.main import run_sandbox
-    except ImportError as exc:
-        print(
-            f"alembic-operator sandbox needs the sandbox extra: pip install "
-            f"'alembic-operator[sandbox]' ({exc})",
-            file=sys.stderr,
-        )
-        return 2
-    return run_sandbox(
-        workdir=args.workdir.resolve(),
-        database_url=args.database_url,
-        port=args.port,
-        keep=args.keep,
-    )
 
 
 def _usage(stream: object) -> None:

@@ -1,32 +1,46 @@
-"""The README's first command: the sandbox runs the whole flow and says so (exit 0)."""
+"""The README's first command: the sandbox runs the whole flow on a real local control plane and
+says so (exit 0); the PostgreSQL variant creates its database.
+
+Each run starts its own etcd, kube-apiserver and kube-controller-manager (≈10-25 s on 2 cores).
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import psycopg2
 import pytest
 
-from tests.databases import Database
+from tests.cluster.controlplane import REPO
+from tests.databases import PG_ADMIN, Database
 
 KEY_LINES = [
     r"shop-web: image .*:1\.0, HELD \(paused by migration shop-schema\)",
     r"shop-schema: Succeeded — upgrade base -> 0009_widen_product_name: 10 revision\(s\)",
     r"shop-web: image .*:1\.0, rolling out \(not held\)",
+    r"shop-web serves: 2 pod\(s\) of .*:1\.0 running",
     r"== round 2",
     r"shop-schema: Failed — revision 0010_add_order_notes failed",
     r"log tail of the failed pod",
-    r"the old version keeps serving: shop-web stays paused",
+    r"the old version keeps serving: shop-web stays paused, 2 pod\(s\) of .*:1\.0, none of the "
+    r"broken image",
     r'alembic_operator_migrations_total\{.*result="failed"\} 1\.0',
     r"sandbox: everything behaved",
 ]
 
 
+def sandbox_argv(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "tests.cluster.sandbox", "--workdir", str(workdir), *args]
+
+
 def run_sandbox(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "alembic_operator", "sandbox", "--workdir", str(tmp_path), *args],
+        sandbox_argv(tmp_path, *args),
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
@@ -47,19 +61,32 @@ def test_sandbox_on_sqlite(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert_timeline(done.stdout)
     assert "UNEXPECTED" not in done.stdout
+    assert not (tmp_path / "cluster").exists()  # the control plane's folder is removed
 
 
 @pytest.mark.postgresql
-def test_sandbox_on_postgresql(tmp_path: Path, pg_database: Database) -> None:
-    done = run_sandbox(tmp_path, "--database-url", pg_database.url)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert_timeline(done.stdout)
-    assert pg_database.versions() == {"0009_widen_product_name"}
-    assert "postgres@" not in done.stdout  # the URL stays in the Secret
+def test_sandbox_on_postgresql_creates_its_database(tmp_path: Path) -> None:
+    name = f"ao_sandbox_{uuid.uuid4().hex[:10]}"
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    try:
+        done = run_sandbox(tmp_path, "--database-url", url)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"sandbox: created database '{name}' on postgresql at 127.0.0.1" in done.stdout
+        assert_timeline(done.stdout)
+        database = Database("postgresql", name, url)
+        assert database.versions() == {"0009_widen_product_name"}
+        assert "postgres@" not in done.stdout  # the URL stays in the Secret
+    finally:
+        admin = psycopg2.connect(**PG_ADMIN, connect_timeout=5)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def test_a_second_run_starts_from_a_fresh_database(tmp_path: Path) -> None:
-    assert run_sandbox(tmp_path).returncode == 0
+    first = run_sandbox(tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
     again = run_sandbox(tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert_timeline(again.stdout)  # base -> head again, not "already at head"

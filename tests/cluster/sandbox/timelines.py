@@ -1,7 +1,8 @@
 """The sandbox's timeline: what the operator did, read from the API as a person would see it.
 
-Watches DatabaseMigrations, Deployments and the operator's Events over HTTP and prints one line
-per change. Must not: change anything in the cluster (read-only).
+Watches DatabaseMigrations, Deployments, the shop's pods and the operator's Events through the
+real apiserver (as the cluster admin) and prints one line per change. Must not: change anything
+in the cluster (read-only).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from tests.cluster.sandbox.environments import NS
+
 HELD_BY = "alembic-operator.dev/held-by"
-NS = "default"
+SHOP_PODS = "app.kubernetes.io/name=shop"
 WATCHES = {
     "migration": f"/apis/alembic-operator.dev/v1alpha1/namespaces/{NS}/databasemigrations",
     "deployment": f"/apis/apps/v1/namespaces/{NS}/deployments",
+    "pod": f"/api/v1/namespaces/{NS}/pods",
     "event": f"/api/v1/namespaces/{NS}/events",
 }
 
@@ -31,7 +35,9 @@ class Timeline:
         self._clock = clock
         self._seen: dict[tuple[str, str], str] = {}
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.first: dict[tuple[str, str], dict[str, Any]] = {}  # as each object was first seen
         self._tasks: list[asyncio.Task[None]] = []
+        self.failures: list[str] = []
         self.changed = asyncio.Condition()
 
     def say(self, kind: str, text: str) -> None:
@@ -49,15 +55,25 @@ class Timeline:
 
     async def _watch(self, kind: str, path: str) -> None:
         params = {"watch": "true", "timeoutSeconds": "3600"}
-        async with self._session.get(path, params=params, timeout=None) as response:
-            async for line in response.content:
-                if line.strip():
-                    event = json.loads(line)
-                    await self._show(kind, event["type"], event["object"])
+        if kind == "pod":
+            params["labelSelector"] = SHOP_PODS
+        try:
+            async with self._session.get(path, params=params, timeout=None) as response:
+                response.raise_for_status()
+                async for line in response.content:
+                    if line.strip():
+                        event = json.loads(line)
+                        await self._show(kind, event["type"], event["object"])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken watch must not pass silently
+            self.failures.append(f"the {kind} watch failed: {exc!r}")
+            self.say("sandbox", f"UNEXPECTED: the {kind} watch failed: {exc!r}")
 
     async def _show(self, kind: str, change: str, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
         self.objects[(kind, name)] = obj
+        self.first.setdefault((kind, name), obj)
         if kind == "migration":
             status = obj.get("status") or {}
             line = f"{name}: {status.get('phase', 'New')} — {status.get('message', '')}".rstrip(
@@ -74,6 +90,11 @@ class Timeline:
                 if paused
                 else "rolling out (not held)"
             )
+            ready = (obj.get("status") or {}).get("readyReplicas") or 0
+            line += f", {ready}/{obj['spec'].get('replicas', 1)} replicas ready"
+        elif kind == "pod":
+            image = obj["spec"]["containers"][0]["image"]
+            line = f"{name}: {(obj.get('status') or {}).get('phase', 'Pending')} (image {image})"
         else:
             if (obj.get("source") or {}).get("component") != "alembic-operator":
                 return
