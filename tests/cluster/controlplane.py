@@ -107,7 +107,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Child-side: SIGKILL this process when the parent dies (no orphaned control planes)."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     pr_set_pdeathsig = 1
@@ -223,7 +223,7 @@ class ControlPlane:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads yet matter: fork+exec)
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (no threads yet matter: fork+exec)
             cwd=self.folder,
         )
         log.close()

@@ -13,7 +13,7 @@ Must not: reach anything but 127.0.0.1, or leave processes behind (everything is
 when the context ends; the control plane's processes also die with this one).
 """
 
-# ruff: noqa: ASYNC240 - a terminal program; its local files are small and few
+
 from __future__ import annotations
 
 import asyncio
@@ -40,7 +40,7 @@ from tests.cluster.controlplane import (
     REPO,
     ControlPlane,
     ControlPlaneError,
-    _die_with_parent,
+    die_with_parent,
     free_port,
 )
 from tests.cluster.fixtures import helm_template, install_operator_identity, kubectl, load_crds
@@ -267,7 +267,7 @@ async def _start_operator(
             env=env,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # its own session; dies with the sandbox
+            preexec_fn=die_with_parent,  # its own session; dies with the sandbox
         )
 
 
