@@ -188,7 +188,8 @@ build_base() {
     raw="localhost/alembic-operator-rootfs:$SUITE"
     # debootstrap's second stage mounts /proc and friends inside the root and unmounts them
     # before it returns; the root is only removed when nothing is mounted under it.
-    trap 'grep -q " $rootfs/" /proc/mounts || rm -rf "$rootfs"' EXIT
+    # shellcheck disable=SC2064 # expanded now: $rootfs is local
+    trap "grep -q ' $rootfs/' /proc/mounts || rm -rf '$rootfs'" EXIT
     echo "debootstrap $SUITE from $mirror (security updates from $security)"
     start=$(now)
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
