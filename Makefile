@@ -43,3 +43,14 @@ clean:
 .PHONY: bench
 bench: $(BIN)/.installed
 	bench/run_all.sh
+
+## image: the operator and example app images without Docker or a registry (root, Debian 12;
+## installs buildah/podman on first use). docs/images.md; `docker build` works as before.
+.PHONY: image image-test
+image:
+	scripts/image.sh
+
+## image-test: build the images, then run them for real (tests/image; needs PostgreSQL).
+image-test: $(BIN)/.installed image
+	scripts/services.sh
+	$(BIN)/python -m pytest -p no:cacheprovider tests/image
