@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from tests.operator.harness import DBM, NS, Cluster, migration
+from tests.operator.harness import Cluster, migration
 
-CONFIGMAPS = f"/api/v1/namespaces/{NS}/configmaps"
 WHEN = "2025-03-01T12:00:00Z"
 SQL = (
     "BEGIN;\n\n"
@@ -89,7 +88,7 @@ async def awaiting_approval(
     destructive = direction == "downgrade"
     await cluster.client.ok(
         "POST",
-        CONFIGMAPS,
+        cluster.CONFIGMAPS,
         {
             "metadata": {"name": configmap},
             "data": {
@@ -142,7 +141,7 @@ async def succeeded(cluster: Cluster, name: str) -> dict[str, Any]:
 async def write_status(cluster: Cluster, name: str, status: dict[str, Any]) -> dict[str, Any]:
     return await cluster.client.ok(
         "PATCH",
-        f"{DBM}/{name}/status",
+        f"{cluster.DBM}/{name}/status",
         {"status": status},
         content_type="application/merge-patch+json",
     )

@@ -1,8 +1,10 @@
-"""`status`, `plan`, `approve`, `reject`, `retry` and the error exits against the emulator.
+"""`status`, `plan`, `approve`, `reject`, `retry` and the error exits on the real apiserver.
 
 The approval flow of the operator is simulated: the operator is stopped, then migrations are
 created suspended and their status (phase AwaitingApproval, ``status.plan``) is written directly
-with the plan's ConfigMap next to them, as the contract in docs/cli.md describes.
+with the plan's ConfigMap next to them, as the contract in docs/cli.md describes. The CLI runs
+as a person (the cluster admin, or a ServiceAccount with a narrow Role for the RBAC denial), with
+this test's namespace as its context's.
 """
 
 from __future__ import annotations
@@ -11,16 +13,25 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from tests.commands.fabricated import CONFIGMAPS, SQL, awaiting_approval, sql_data, succeeded
-from tests.commands.helpers import KUBECTL_PLUGIN, check_golden, cli, normalise_age, run_cli
-from tests.conftest import REPO
+from tests.cluster.controlplane import ControlPlane, write_kubeconfig
+from tests.cluster.fixtures import tool
+from tests.commands.fabricated import SQL, awaiting_approval, sql_data, succeeded
+from tests.commands.helpers import (
+    KUBECTL_PLUGIN,
+    OnCall,
+    check_golden,
+    cli,
+    normalise_age,
+    normalise_namespace,
+    run_cli,
+)
+from tests.commands.identities import narrow_kubeconfig, rule
 from tests.operator.harness import Cluster
 
 HASH = "9f2c4e1a7b3d5f60"
@@ -70,125 +81,151 @@ async def _setup(cluster: Cluster) -> None:
     await succeeded(cluster, "done")
 
 
-async def test_plans_and_approvals(cluster: Cluster, tmp_path: Path) -> None:
+async def test_plans_and_approvals(cluster: Cluster, oncall: OnCall) -> None:
     await _setup(cluster)
+    in_ns = normalise_namespace(cluster.ns)
 
-    status = await cli("status")
+    status = await oncall("status")
     assert status.code == 0, status
     check_golden("status_awaiting", status.transcript(), normalise_age)
 
-    as_json = await cli("status", "shop", "-o", "json")
+    as_json = await oncall("status", "shop", "-o", "json")
     assert as_json.code == 0, as_json
     obj = json.loads(as_json.out)
     assert obj["status"]["plan"]["hash"] == HASH
-    check_golden("status_json", as_json.transcript(), normalise_metadata)
-    as_yaml = await cli("status", "shop", "-o", "yaml")
+    check_golden("status_json", as_json.transcript(), normalise_metadata, in_ns)
+    as_yaml = await oncall("status", "shop", "-o", "yaml")
     assert yaml.safe_load(as_yaml.out) == obj
-    check_golden("status_yaml", as_yaml.transcript(), normalise_metadata)
-    listed = json.loads((await cli("status", "-o", "json")).out)
+    check_golden("status_yaml", as_yaml.transcript(), normalise_metadata, in_ns)
+    listed = json.loads((await oncall("status", "-o", "json")).out)
     assert listed["kind"] == "List"
     assert [i["metadata"]["name"] for i in listed["items"]] == sorted(
         ["shop", "chunked", "huge", "gap", "rollback", "done"]
     )
 
-    plan = await cli("plan", "shop")
+    plan = await oncall("plan", "shop")
     assert plan.code == 0, plan
     assert SQL.rstrip("\n") in plan.out
-    check_golden("plan", plan.transcript())
-    chunked = await cli("plan", "chunked", "--sql-only")
+    check_golden("plan", plan.transcript(), in_ns)
+    chunked = await oncall("plan", "chunked", "--sql-only")
     assert (chunked.code, chunked.out) == (0, SQL)
-    check_golden("plan_omitted", (await cli("plan", "huge")).transcript())
-    gap = await cli("plan", "gap")
+    check_golden("plan_omitted", (await oncall("plan", "huge")).transcript(), in_ns)
+    gap = await oncall("plan", "gap")
     assert gap.code == 1
-    check_golden("plan_incomplete", gap.transcript())
-    check_golden("plan_none", (await cli("plan", "done")).transcript())
+    check_golden("plan_incomplete", gap.transcript(), in_ns)
+    check_golden("plan_none", (await oncall("plan", "done")).transcript())
 
     # Approvals: refused unless a plan is pending, and only for the plan that is pending.
-    check_golden("approve_not_awaiting", (await cli("approve", "done")).transcript())
-    wrong = await cli("approve", "shop", "--plan-hash", OTHER_HASH)
+    check_golden("approve_not_awaiting", (await oncall("approve", "done")).transcript())
+    wrong = await oncall("approve", "shop", "--plan-hash", OTHER_HASH)
     check_golden("approve_wrong_hash", wrong.transcript())
     assert APPROVE not in await _annotations(cluster, "shop")
-    approved = await cli("approve", "shop", "--plan-hash", HASH)
-    check_golden("approve", approved.transcript())
+    approved = await oncall("approve", "shop", "--plan-hash", HASH)
+    check_golden("approve", approved.transcript(), in_ns)
     assert (await _annotations(cluster, "shop"))[APPROVE] == HASH
-    check_golden("approve_destructive", (await cli("approve", "rollback")).transcript())
+    check_golden("approve_destructive", (await oncall("approve", "rollback")).transcript(), in_ns)
 
-    rejected = await cli("reject", "chunked")
-    check_golden("reject", rejected.transcript())
+    rejected = await oncall("reject", "chunked")
+    check_golden("reject", rejected.transcript(), in_ns)
     annotations = await _annotations(cluster, "chunked")
     assert annotations[REJECT] == OTHER_HASH
     assert APPROVE not in annotations
 
-    check_golden("retry_not_failed", (await cli("retry", "shop")).transcript())
-    assert (await cli("reject", "done")).code == 3
+    check_golden("retry_not_failed", (await oncall("retry", "shop")).transcript())
+    assert (await oncall("reject", "done")).code == 3
 
     # The kubectl plugin entry point runs the same commands.
-    plugin = await asyncio.to_thread(run_cli, "status", "done", program=KUBECTL_PLUGIN)
+    plugin = await asyncio.to_thread(
+        run_cli, "status", "done", kubeconfig=oncall.kubeconfig, program=KUBECTL_PLUGIN
+    )
     assert plugin.code == 0, plugin
     assert plugin.out.splitlines()[1].split()[:2] == ["done", "Succeeded"]
-    kubectl = shutil.which("kubectl") or shutil.which("kubectl", path=str(REPO / ".tools" / "bin"))
-    if kubectl is not None:  # kubectl finds the plugin on PATH (as pip installs kubectl-dbm)
-        shims = tmp_path / "bin"
-        shims.mkdir()
-        shim = shims / "kubectl-dbm"
-        code = KUBECTL_PLUGIN[1]
-        shim.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{code}" "$@"\n')
-        shim.chmod(0o755)
-        env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [kubectl, "dbm", "status", "done"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done
-        assert done.stdout.splitlines()[1].split()[:2] == ["done", "Succeeded"]
-        missing = await asyncio.to_thread(
-            subprocess.run, [kubectl, "dbm", "plan", "nosuch"], env=env, capture_output=True
-        )
-        assert missing.returncode == 4
+    # The real kubectl finds the installed `kubectl-dbm` on PATH (pip puts it beside python).
+    plugin_bin = Path(sys.executable).parent
+    assert (plugin_bin / "kubectl-dbm").exists(), (
+        f"no kubectl-dbm in {plugin_bin}: pip install -e ."
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{plugin_bin}{os.pathsep}{os.environ['PATH']}",
+        "KUBECONFIG": str(oncall.kubeconfig),
+    }
+    kubectl = str(tool("kubectl"))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [kubectl, "dbm", "status", "done"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done
+    assert done.stdout.splitlines()[1].split()[:2] == ["done", "Succeeded"]
+    missing = await asyncio.to_thread(
+        subprocess.run, [kubectl, "dbm", "plan", "nosuch"], env=env, capture_output=True
+    )
+    assert missing.returncode == 4, missing
 
 
-async def test_missing_forbidden_and_bad_usage(cluster: Cluster, tmp_path: Path) -> None:
+async def test_missing_forbidden_and_bad_usage(
+    cluster: Cluster, oncall: OnCall, control_plane: ControlPlane, tmp_path: Path
+) -> None:
     await cluster.stop_operator()
     await succeeded(cluster, "done")
 
-    missing = await cli("status", "nosuch")
-    check_golden("missing", missing.transcript())
-    other = await cli("approve", "done", "-n", "other")
+    missing = await oncall("status", "nosuch")
+    check_golden("missing", missing.transcript(), normalise_namespace(cluster.ns))
+    other = await oncall("approve", "done", "-n", "other")
     assert other.code == 4
     assert other.err == "error: databasemigration done not found in namespace other\n"
-    assert (await cli("plan", "nosuch")).code == 4
-    assert (await cli("logs", "nosuch")).code == 4
-    assert (await cli("retry", "nosuch")).code == 4
+    assert (await oncall("plan", "nosuch")).code == 4
+    assert (await oncall("logs", "nosuch")).code == 4
+    assert (await oncall("retry", "nosuch")).code == 4
     await awaiting_approval(cluster, "orphan", plan_hash=HASH, data=sql_data(SQL))
-    await cluster.client.ok("DELETE", f"{CONFIGMAPS}/orphan-plan")
-    orphan = await cli("plan", "orphan")
+    await cluster.client.ok("DELETE", f"{cluster.CONFIGMAPS}/orphan-plan")
+    orphan = await oncall("plan", "orphan")
     assert orphan.code == 4
-    assert orphan.err == "error: configmap orphan-plan not found in namespace default\n"
+    assert orphan.err == f"error: configmap orphan-plan not found in namespace {cluster.ns}\n"
     assert f"plan hash:    {HASH}\n" in orphan.out
 
     # The namespace defaults to the context's; -n overrides it.
-    elsewhere = cluster.proxy.write_kubeconfig(tmp_path / "elsewhere", namespace="other")
+    elsewhere = write_kubeconfig(
+        tmp_path / "elsewhere",
+        server=control_plane.server,
+        ca=control_plane.ca.cert,
+        user="admin",
+        client=control_plane.admin,
+        namespace="other",
+    )
     in_other = await cli("status", "done", kubeconfig=elsewhere)
     assert in_other.err == "error: databasemigration done not found in namespace other\n"
-    assert (await cli("status", "done", "-n", "default", kubeconfig=elsewhere)).code == 0
-    context = "alembic-operator-emulator"
-    assert (await cli("status", "done", "--context", context, "-n", "default")).code == 0
+    assert (await cli("status", "done", "-n", cluster.ns, kubeconfig=elsewhere)).code == 0
+    assert (await cli("status", "done", "--context", "local", kubeconfig=elsewhere)).code == 4
+    in_context = await cli(
+        "status", "done", "--context", "local", "-n", cluster.ns, kubeconfig=elsewhere
+    )
+    assert in_context.code == 0, in_context
 
-    assert (await cli("status", "-A", "done")).code == 2
-    usage = await cli("approve")
+    assert (await oncall("status", "-A", "done")).code == 2
+    usage = await oncall("approve")
     assert usage.code == 2
     assert "the following arguments are required: NAME" in usage.err
-    assert (await cli("status", "-o", "wide")).code == 2
-    assert (await cli("frobnicate")).code == 2
+    assert (await oncall("status", "-o", "wide")).code == 2
+    assert (await oncall("frobnicate")).code == 2
 
-    # RBAC: get is denied (list is still allowed).
-    cluster.proxy.inject_fault(verb="get", plural="databasemigrations", status=403, times=None)
-    forbidden = await cli("status", "done")
-    check_golden("forbidden", forbidden.transcript())
-    assert (await cli("approve", "done")).code == 6
-    assert (await cli("status")).code == 0
+    # RBAC: get is denied (list is still allowed): a real Role on the real apiserver.
+    lister = await narrow_kubeconfig(
+        control_plane,
+        cluster.client,
+        cluster.ns,
+        "lister",
+        [rule(["databasemigrations"], ["list"])],
+        tmp_path / "lister",
+    )
+    forbidden = await cli("status", "done", kubeconfig=lister)
+    check_golden("forbidden", forbidden.transcript(), normalise_namespace(cluster.ns))
+    assert (await cli("approve", "done", kubeconfig=lister)).code == 6
+    listed = await cli("status", kubeconfig=lister)
+    assert listed.code == 0, listed
+    assert listed.out.splitlines()[1].split()[:2] == ["done", "Succeeded"]

@@ -4,21 +4,15 @@ Succeeded and a Failed one, ``logs`` (the log tail, and the live pod log while t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
 from alembic_operator.core.jobs import job_name
-from tests.commands.helpers import check_golden, cli, normalise_age
+from tests.commands.helpers import OnCall, check_golden, normalise_age, rows_of_namespace
 from tests.databases import Database
-from tests.operator.harness import (
-    Cluster,
-    add_image,
-    broken_revision,
-    migration,
-    pods,
-    wait_for,
-)
+from tests.operator.harness import Cluster, add_image, broken_revision, migration, pods, wait_for
 from tests.runner.harness import HEAD, copy_project
 
 BROKEN_IMAGE = "registry.example.com/shop/app:broken"
@@ -32,7 +26,7 @@ def normalise_log(text: str) -> str:
 
 
 async def test_status_logs_and_retry_of_real_runs(
-    cluster: Cluster, pg_database: Database, tmp_path: Path
+    cluster: Cluster, oncall: OnCall, pg_database: Database, tmp_path: Path
 ) -> None:
     project = copy_project(
         tmp_path, extra=broken_revision(BROKEN_REVISION, HEAD, "SELECT * FROM no_such_table_0010")
@@ -44,24 +38,30 @@ async def test_status_logs_and_retry_of_real_runs(
     await cluster.create(migration("broken", image=BROKEN_IMAGE, backoffLimit=3))
     failed = await cluster.wait_phase("broken", "Failed")
 
-    table = await cli("status")
+    table = await oncall("status")
     assert table.code == 0, table
     check_golden("status_runs", table.transcript(), normalise_age)
-    check_golden("status_all_namespaces", (await cli("status", "-A")).transcript(), normalise_age)
-    check_golden("status_failed", (await cli("status", "broken")).transcript(), normalise_age)
-    as_json = await cli("status", "broken", "-o", "json")
+    everywhere = await oncall("status", "-A")
+    check_golden(
+        "status_all_namespaces",
+        everywhere.transcript(),
+        normalise_age,
+        rows_of_namespace(cluster.ns),
+    )
+    check_golden("status_failed", (await oncall("status", "broken")).transcript(), normalise_age)
+    as_json = await oncall("status", "broken", "-o", "json")
     obj = json.loads(as_json.out)
     assert obj["status"]["phase"] == "Failed"
     assert "managedFields" not in obj["metadata"]
 
-    logs = await cli("logs", "broken")
+    logs = await oncall("logs", "broken")
     assert logs.code == 0, logs
     assert logs.out.rstrip("\n") == failed["logTail"].rstrip("\n")
     assert "no_such_table_0010" in logs.out
     check_golden("logs_failed", logs.transcript(), normalise_log)
 
-    assert (await cli("retry", "shop")).code == 3
-    retried = await cli("retry", "broken")
+    assert (await oncall("retry", "shop")).code == 3
+    retried = await oncall("retry", "broken")
     assert retried.code == 0, retried
     token = (await cluster.get("broken"))["metadata"]["annotations"][RETRY]
     assert f"annotated {RETRY}={token}\n" in retried.out
@@ -76,7 +76,7 @@ async def test_status_logs_and_retry_of_real_runs(
 
 
 async def test_logs_of_a_running_job_come_from_its_pod(
-    cluster: Cluster, pg_database: Database
+    cluster: Cluster, oncall: OnCall, pg_database: Database
 ) -> None:
     await cluster.create_secret("shop-db", pg_database.url)
     created = await cluster.create(migration("live", suspend=True))
@@ -93,15 +93,17 @@ async def test_logs_of_a_running_job_come_from_its_pod(
             return None
         name = found[-1]["metadata"]["name"]
         status, text = await cluster.client.request(
-            "GET", f"/api/v1/namespaces/default/pods/{name}/log", params={"container": "migrate"}
+            "GET", f"{cluster.PODS}/{name}/log", params={"container": "migrate"}
         )
         return name if status == 200 and text else None
 
     pod = await wait_for(log_written, what="the runner's log")
-    live = await cli("logs", "live")
-    # The emulator ends a followed log at its current end: this exercises the streaming path.
-    followed = await cli("logs", "live", "--follow")
+    # A followed log streams (apiserver -> kubelet) until the container ends.
+    following = asyncio.create_task(oncall("logs", "live", "--follow"))
+    live = await oncall("logs", "live")
+    assert not following.done(), following.result()  # the container still runs
     cluster.kubelet.release(job, at="exit")
+    followed = await following
     assert (followed.code, followed.out) == (0, live.out), followed
     assert live.code == 0, live
     assert live.err.startswith(f"log of pod {pod} (Job {job}, container migrate)")

@@ -1,4 +1,4 @@
-"""Fixtures: the operator's emulated cluster (tests/operator), with metrics on a free port."""
+"""Fixtures: the operator on the real control plane (tests/operator), metrics on a free port."""
 
 from __future__ import annotations
 

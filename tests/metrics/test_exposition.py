@@ -1,6 +1,6 @@
 """/metrics of the real operator after real migrations: exact series, exactly once, no secrets.
 
-The operator runs in the emulated cluster (tests/operator); the runner migrates the machine's
+The operator runs on the real control plane (tests/operator); the runner migrates the machine's
 PostgreSQL. The metrics port is a free one (``ALEMBIC_OPERATOR_METRICS_PORT``).
 """
 
@@ -25,7 +25,6 @@ from tests.metrics.helpers import (
     without_buckets,
 )
 from tests.operator.harness import (
-    DBM,
     Cluster,
     Reconciles,
     add_image,
@@ -49,39 +48,47 @@ MIGRATION_NAMES = (
 )
 
 
-def of(name: str, **extra: str) -> Labels:
-    return labels(namespace="default", migration=name, **extra)
+def of(ns: str, name: str, **extra: str) -> Labels:
+    return labels(namespace=ns, migration=name, **extra)
 
 
-def expected_good(status: dict[str, Any]) -> Samples:
+def expected_good(ns: str, status: dict[str, Any]) -> Samples:
     finished = parse_time(status["lastSucceeded"]["finishedAt"])
     assert finished is not None
     return {
-        ("alembic_operator_migrations_total", of("good", result="succeeded")): 1,
-        ("alembic_operator_migrations_total", of("good", result="failed")): 0,
-        ("alembic_operator_migration_duration_seconds_count", of("good", result="succeeded")): 1,
-        ("alembic_operator_migration_duration_seconds_sum", of("good", result="succeeded")): status[
-            "durationSeconds"
-        ],
-        ("alembic_operator_migration_in_progress", of("good")): 0,
-        ("alembic_operator_migration_last_success_timestamp_seconds", of("good")): (
+        ("alembic_operator_migrations_total", of(ns, "good", result="succeeded")): 1,
+        ("alembic_operator_migrations_total", of(ns, "good", result="failed")): 0,
+        (
+            "alembic_operator_migration_duration_seconds_count",
+            of(ns, "good", result="succeeded"),
+        ): 1,
+        (
+            "alembic_operator_migration_duration_seconds_sum",
+            of(ns, "good", result="succeeded"),
+        ): status["durationSeconds"],
+        ("alembic_operator_migration_in_progress", of(ns, "good")): 0,
+        ("alembic_operator_migration_last_success_timestamp_seconds", of(ns, "good")): (
             finished.timestamp()
         ),
-        ("alembic_operator_migration_info", of("good", phase="Succeeded", revision=HEAD)): 1,
+        ("alembic_operator_migration_info", of(ns, "good", phase="Succeeded", revision=HEAD)): 1,
     }
 
 
-def expected_broken(status: dict[str, Any]) -> Samples:
+def expected_broken(ns: str, status: dict[str, Any]) -> Samples:
     return {
-        ("alembic_operator_migrations_total", of("broken", result="succeeded")): 0,
-        ("alembic_operator_migrations_total", of("broken", result="failed")): 1,
-        ("alembic_operator_migration_failures_total", of("broken", reason="MigrationFailed")): 1,
-        ("alembic_operator_migration_duration_seconds_count", of("broken", result="failed")): 1,
-        ("alembic_operator_migration_duration_seconds_sum", of("broken", result="failed")): status[
-            "durationSeconds"
-        ],
-        ("alembic_operator_migration_in_progress", of("broken")): 0,
-        ("alembic_operator_migration_info", of("broken", phase="Failed", revision=HEAD)): 1,
+        ("alembic_operator_migrations_total", of(ns, "broken", result="succeeded")): 0,
+        ("alembic_operator_migrations_total", of(ns, "broken", result="failed")): 1,
+        (
+            "alembic_operator_migration_failures_total",
+            of(ns, "broken", reason="MigrationFailed"),
+        ): 1,
+        ("alembic_operator_migration_duration_seconds_count", of(ns, "broken", result="failed")): 1,
+        (
+            "alembic_operator_migration_duration_seconds_sum",
+            of(ns, "broken", result="failed"),
+        ): status["durationSeconds"],
+        ("alembic_operator_migration_in_progress", of(ns, "broken")): 0,
+        ("alembic_operator_migration_info", of(ns, "broken", phase="Failed", revision=HEAD)): 1,
     }
 
 
@@ -129,7 +136,7 @@ async def test_outcomes_counted_once_and_restored_after_a_restart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     good, broken = await run_good_and_broken(cluster, secret_url, tmp_path)
-    want = {"good": expected_good(good), "broken": expected_broken(broken)}
+    want = {"good": expected_good(cluster.ns, good), "broken": expected_broken(cluster.ns, broken)}
     text = await settled_to(metrics_port, want)
 
     found = samples(text)
@@ -184,9 +191,12 @@ async def test_a_deleted_migrations_series_disappear(
     cluster: Cluster, secret_url: str, metrics_port: int, tmp_path: Path
 ) -> None:
     good, broken = await run_good_and_broken(cluster, secret_url, tmp_path)
-    await settled_to(metrics_port, {"good": expected_good(good), "broken": expected_broken(broken)})
-    await cluster.client.ok("DELETE", f"{DBM}/broken")
-    await settled_to(metrics_port, {"good": expected_good(good), "broken": {}})
+    await settled_to(
+        metrics_port,
+        {"good": expected_good(cluster.ns, good), "broken": expected_broken(cluster.ns, broken)},
+    )
+    await cluster.client.ok("DELETE", f"{cluster.DBM}/broken")
+    await settled_to(metrics_port, {"good": expected_good(cluster.ns, good), "broken": {}})
     found = samples(await scrape(metrics_port))
     assert not of_migration(found, "broken")  # histogram buckets included
 
@@ -202,9 +212,12 @@ async def test_a_running_migration_is_in_progress(
     async def running() -> bool:
         found = samples(await scrape(metrics_port))
         return (
-            found.get(("alembic_operator_migration_in_progress", of("slow"))) == 1
+            found.get(("alembic_operator_migration_in_progress", of(cluster.ns, "slow"))) == 1
             and found.get(
-                ("alembic_operator_migration_info", of("slow", phase="Running", revision=""))
+                (
+                    "alembic_operator_migration_info",
+                    of(cluster.ns, "slow", phase="Running", revision=""),
+                )
             )
             == 1
         )
@@ -216,8 +229,11 @@ async def test_a_running_migration_is_in_progress(
     async def done() -> bool:
         found = samples(await scrape(metrics_port))
         return (
-            found.get(("alembic_operator_migration_in_progress", of("slow"))) == 0
-            and ("alembic_operator_migration_info", of("slow", phase="Running", revision=""))
+            found.get(("alembic_operator_migration_in_progress", of(cluster.ns, "slow"))) == 0
+            and (
+                "alembic_operator_migration_info",
+                of(cluster.ns, "slow", phase="Running", revision=""),
+            )
             not in found
         )
 
