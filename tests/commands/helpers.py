@@ -90,8 +90,8 @@ def rows_of_namespace(namespace: str) -> Callable[[str], str]:
     """For ``status -A``: this test's rows only, its namespace as ``<namespace>``, re-aligned.
 
     Every test of a session shares the control plane, and namespaces of earlier tests may still
-    hold migrations (a namespace is deleted in the background; the operator's finalizer keeps
-    a migration until the operator, by then stopped, removes it). The table's alignment is
+    hold migrations (the namespace controller deletes their contents in the background). The
+    table's alignment is
     checked as printed; the kept rows are then laid out again with the CLI's own column rule
     (the namespace column is as wide as the longest namespace listed).
     """
