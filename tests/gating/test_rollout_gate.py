@@ -201,7 +201,7 @@ async def test_a_user_paused_deployment_is_never_unpaused(
     web = await get_deployment(cluster, "web")
     assert web["spec"]["paused"] is True
     assert held_by(web) is None  # not ours: no annotation added
-    condition = gate_condition(await cluster.status("shop"))
+    condition = gate_condition(await wait_gate(cluster, {"held": True, "deployments": ["api"]}))
     assert condition is not None
     assert "left alone: web" in condition["message"]
 
@@ -284,8 +284,12 @@ async def test_deleting_the_migration_releases_what_it_held(
     running.set()
     manual = await get_deployment(cluster, "manual")
     assert manual["spec"]["paused"] is True  # the person's pause stays
-    reasons = [e["reason"] for e in await deployment_events(cluster, "web")]
-    assert reasons[-1] == "RolloutReleased"
+
+    async def released_event() -> bool:
+        reasons = [e["reason"] for e in await deployment_events(cluster, "web")]
+        return reasons[-1:] == ["RolloutReleased"]  # posted right after the release
+
+    await wait_for(released_event, what="a RolloutReleased Event on web")
 
 
 async def test_restart_keeps_the_hold_and_releases_later(
