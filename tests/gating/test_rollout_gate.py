@@ -6,8 +6,9 @@ ReplicaSet keeps serving; the tests assert the pause, the annotation that explai
 the controller did (ReplicaSets, a finished rollout after the release).
 
 Without the admission webhook the hold comes from the operator's watch: a Deployment created or
-changed while unpaused gets its new ReplicaSet from the controller 30-70 ms later, before the
-operator can pause it (see test_webhook.py for the admission path that closes that gap).
+changed while unpaused gets its new ReplicaSet from the controller 30-70 ms later, and the
+operator's pause lands 0.1-0.5 s later, so part (or all) of that rollout happens before the hold
+(see test_webhook.py for the admission path that closes that gap).
 """
 
 from __future__ import annotations
