@@ -244,7 +244,10 @@ class FaultProxy:
             for key, value in upstream.headers.items():
                 if key.lower() not in _HOP_BY_HOP:
                     response.headers[key] = value
-            await response.prepare(request)
+            try:
+                await response.prepare(request)
+            except ConnectionResetError:  # the client left (e.g. an operator stopping)
+                return response
             events = 0
             with contextlib.suppress(ConnectionResetError, aiohttp.ClientPayloadError):
                 if verb == "watch":

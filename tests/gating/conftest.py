@@ -1,4 +1,5 @@
-"""The gating tests reuse the operator's emulated cluster (tests/operator/conftest.py)."""
+"""The gating tests reuse the operator's cluster fixture (tests/operator/conftest.py): the real
+control plane, a namespace and test kubelet per test, the operator as the chart's ServiceAccount."""
 
 from __future__ import annotations
 

@@ -1,16 +1,25 @@
-"""Deployments in the emulated cluster, as the rollout-gate tests create and inspect them."""
+"""Deployments on the real control plane, as the rollout-gate tests create and inspect them.
+
+The Deployment and ReplicaSet controllers are the real ones (kube-controller-manager): a
+Deployment gets ReplicaSets and pods. The application image's pods "serve" by sleeping (the
+image's entrypoint below, as a web server would run until stopped), so a rollout completes for
+real when the pods of the new ReplicaSet run; the sidecar image stays unknown to the test kubelet
+(its container waits in ErrImagePull), which is fine where rollouts are not the point.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from alembic_operator.core.gates import HELD_BY_ANNOTATION
+from tests.cluster.processes import ImageSpec
 from tests.conftest import MIGRATIONS
-from tests.operator.harness import NS, Cluster, add_image, wait_for
+from tests.operator.harness import Cluster, wait_for
 
-DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
 APP = "registry.example.com/shop/app"
 SIDECAR = "registry.example.com/mesh/proxy:3.1"
+# The application image's ENTRYPOINT for Deployment pods (Jobs give their own command).
+SERVE = ("python", "-c", "import time; time.sleep(3600)")
 
 
 def image(tag: str) -> str:
@@ -18,8 +27,9 @@ def image(tag: str) -> str:
 
 
 def register_image(cluster: Cluster, tag: str) -> str:
-    """Make ``app:<tag>`` runnable by the kubelet (the same example migrations)."""
-    return add_image(cluster, image(tag), MIGRATIONS)
+    """Make ``app:<tag>`` runnable by the kubelet: the example migrations, serving when run bare."""
+    cluster.kubelet.images[image(tag)] = ImageSpec(root=MIGRATIONS, entrypoint=SERVE)
+    return image(tag)
 
 
 def deployment(
@@ -38,7 +48,7 @@ def deployment(
         "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
         "template": {
             "metadata": {"labels": {"app.kubernetes.io/name": name}},
-            "spec": {"containers": containers},
+            "spec": {"containers": containers, "terminationGracePeriodSeconds": 1},
         },
     }
     if paused is not None:
@@ -46,21 +56,29 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "labels": labels or {}},
+        "metadata": {"name": name, "labels": labels or {}},
         "spec": spec,
     }
 
 
+def _app_tags(body: dict[str, Any]) -> list[str]:
+    containers = body["spec"]["template"]["spec"]["containers"]
+    return [c["image"].rsplit(":", 1)[1] for c in containers if c["image"].startswith(f"{APP}:")]
+
+
 async def create_deployment(cluster: Cluster, body: dict[str, Any]) -> dict[str, Any]:
-    return await cluster.client.ok("POST", DEPLOYMENTS, body)
+    for tag in _app_tags(body):
+        register_image(cluster, tag)
+    return await cluster.client.ok("POST", cluster.DEPLOYMENTS, body)
 
 
 async def get_deployment(cluster: Cluster, name: str) -> dict[str, Any]:
-    return await cluster.client.ok("GET", f"{DEPLOYMENTS}/{name}")
+    return await cluster.client.ok("GET", f"{cluster.DEPLOYMENTS}/{name}")
 
 
 async def set_image(cluster: Cluster, name: str, tag: str) -> dict[str, Any]:
     """Change the app container's image, as ``kubectl set image`` or a chart upgrade would."""
+    register_image(cluster, tag)
     current = await get_deployment(cluster, name)
     containers = current["spec"]["template"]["spec"]["containers"]
     for c in containers:
@@ -68,7 +86,7 @@ async def set_image(cluster: Cluster, name: str, tag: str) -> dict[str, Any]:
             c["image"] = image(tag)
     return await cluster.client.ok(
         "PATCH",
-        f"{DEPLOYMENTS}/{name}",
+        f"{cluster.DEPLOYMENTS}/{name}",
         {"spec": {"template": {"spec": {"containers": containers}}}},
         content_type="application/merge-patch+json",
     )
@@ -102,6 +120,43 @@ async def wait_free(cluster: Cluster, name: str) -> dict[str, Any]:
     return await wait_for(probe, within=60, what=f"Deployment {name} to be released")
 
 
+# --- what the real Deployment controller made of it ---------------------------------------------
+
+
+async def replica_sets(cluster: Cluster, name: str) -> dict[str, int]:
+    """The app image of each ReplicaSet of the Deployment ``name`` -> its ``spec.replicas``."""
+    listed = await cluster.client.ok(
+        "GET",
+        f"/apis/apps/v1/namespaces/{cluster.ns}/replicasets",
+        params={"labelSelector": f"app.kubernetes.io/name={name}"},
+    )
+    out = {}
+    for rs in listed["items"]:
+        containers = rs["spec"]["template"]["spec"]["containers"]
+        app = next(c["image"] for c in containers if c["name"] == "app")
+        out[app] = int(rs["spec"].get("replicas", 0))
+    return out
+
+
+async def wait_rolled_out(cluster: Cluster, name: str, tag: str) -> dict[str, Any]:
+    """Wait until every replica of ``name`` runs ``app:<tag>`` and is available (real rollout)."""
+
+    async def done() -> dict[str, Any] | None:
+        body = await get_deployment(cluster, name)
+        status, want = body.get("status") or {}, body["spec"]["replicas"]
+        sets = await replica_sets(cluster, name)
+        finished = (
+            status.get("observedGeneration") == body["metadata"]["generation"]
+            and status.get("updatedReplicas") == want
+            and status.get("availableReplicas") == want
+            and status.get("replicas") == want
+            and {i: n for i, n in sets.items() if n} == {image(tag): want}
+        )
+        return body if finished else None
+
+    return await wait_for(done, within=60, what=f"Deployment {name} to roll out {tag}")
+
+
 async def deployment_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     """The operator's Events on the Deployment ``name``, in posting order."""
     events = [
@@ -121,3 +176,32 @@ async def migration_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
 
 def gate_condition(status: dict[str, Any]) -> dict[str, Any] | None:
     return next((c for c in status.get("conditions", []) if c["type"] == "DeploymentsHeld"), None)
+
+
+async def wait_gate(
+    cluster: Cluster, gate: dict[str, Any], *, reason: str | None = None, name: str = "shop"
+) -> dict[str, Any]:
+    """The migration's status once ``status.gate`` (and the gate condition's reason) match.
+
+    The operator pauses or resumes a Deployment first and writes the migration's status after,
+    so a test that has just seen the Deployment change waits for the status too.
+    """
+
+    async def probe() -> dict[str, Any] | None:
+        status = await cluster.status(name)
+        condition = gate_condition(status) or {}
+        matches = status.get("gate") == gate and reason in (None, condition.get("reason"))
+        return status if matches else None
+
+    return await wait_for(probe, what=f"{name}'s status.gate to be {gate} ({reason})")
+
+
+async def controller_saw(cluster: Cluster, name: str) -> dict[str, Any]:
+    """Wait until the Deployment controller has processed the Deployment's current spec."""
+
+    async def probe() -> dict[str, Any] | None:
+        body = await get_deployment(cluster, name)
+        observed = (body.get("status") or {}).get("observedGeneration")
+        return body if observed == body["metadata"]["generation"] else None
+
+    return await wait_for(probe, what=f"the Deployment controller to observe {name}")
