@@ -39,6 +39,8 @@ class Reason(str, enum.Enum):
     JOB_CONFLICT = "JobConflict"
     PLAN_OUTDATED = "PlanOutdated"
     APPROVAL_REJECTED = "ApprovalRejected"
+    # The runner's container ended without a valid result (os._exit(), killed, OOM).
+    RUNNER_RESULT_MISSING = "RunnerResultMissing"
     # Retryable failures.
     DATABASE_UNREACHABLE = "DatabaseUnreachable"
     LOCK_TIMEOUT = "LockTimeout"

@@ -333,4 +333,9 @@ def describe(exc: BaseException) -> str:
         if statement:
             text += f" [SQL: {statement[:500]}]"
         return text
+    if isinstance(exc, SystemExit):
+        return (
+            f"SystemExit({exc.code!r}): a migration script or env.py called sys.exit() "
+            "(or a command-line tool in standalone mode); the migration did not finish"
+        )
     return f"{type(exc).__name__}: {exc}".strip()

@@ -108,9 +108,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             result = run(settings)
         except SettingsError as exc:
             result = RunnerResult(Reason.INVALID_CONFIGURATION, message=str(exc))
-        except Exception as exc:  # a bug of ours must still produce a result
+        except BaseException as exc:
+            # A bug of ours, or sys.exit() in a script: either way a result is written, and
+            # only a result that says so is a success.
             log.exception("the runner failed unexpectedly")
-            result = RunnerResult(Reason.MIGRATION_FAILED, message=f"runner error: {describe(exc)}")
+            what = "the run ended early" if isinstance(exc, SystemExit) else "runner error"
+            result = RunnerResult(Reason.MIGRATION_FAILED, message=f"{what}: {describe(exc)}")
         result = replace(
             result,
             message=redactor.redact(result.message),
@@ -242,7 +245,7 @@ def _read_current(cfg: Config, scripts: ScriptDirectory) -> tuple[str, ...]:
         raise _read_failure(exc) from None
 
 
-def _read_failure(exc: Exception) -> RunnerFailure:
+def _read_failure(exc: BaseException) -> RunnerFailure:
     if isinstance(exc, RunnerFailure):
         return exc
     reason = classify_error(exc, connecting=True)

@@ -130,8 +130,8 @@ class OnlineRun:
     direction: str | None = None
     # The revisions read after the last step, on the same connection; None when not read.
     after: tuple[str, ...] | None = None
-    # What env.py raised, if anything.
-    error: Exception | None = None
+    # What env.py raised, if anything (SystemExit too: a script calling sys.exit()).
+    error: BaseException | None = None
 
 
 def migrate_online(
@@ -183,7 +183,7 @@ def migrate_online(
             dont_mutate=True,
         ):
             scripts.run_env()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a revision is a failure, not an end
         run.error = exc
     if internal:
         raise internal[0]
