@@ -27,6 +27,7 @@ _REASON_BY_EXIT_CODE = {
     int(ExitCode.STATEMENT_TIMEOUT): Reason.STATEMENT_TIMEOUT,
     int(ExitCode.DATABASE_UNREACHABLE): Reason.DATABASE_UNREACHABLE,
     int(ExitCode.LOCK_TIMEOUT): Reason.LOCK_TIMEOUT,
+    int(ExitCode.LOCK_LOST): Reason.LOCK_LOST,
 }
 # Messages from pods are the application's text: mask credential-shaped strings in them too.
 _REDACTOR = Redactor()

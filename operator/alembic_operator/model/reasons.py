@@ -45,6 +45,7 @@ class Reason(str, enum.Enum):
     DATABASE_UNREACHABLE = "DatabaseUnreachable"
     LOCK_TIMEOUT = "LockTimeout"
     SECRET_NOT_FOUND = "SecretNotFound"
+    LOCK_LOST = "LockLost"
 
 
 class ExitCode(enum.IntEnum):
@@ -61,6 +62,7 @@ class ExitCode(enum.IntEnum):
     PLAN_OUTDATED = 17
     DATABASE_UNREACHABLE = 20
     LOCK_TIMEOUT = 21
+    LOCK_LOST = 22
 
 
 SUCCESS_REASONS = frozenset({Reason.APPLIED, Reason.UP_TO_DATE, Reason.PLANNED})
@@ -79,6 +81,7 @@ _EXIT_CODES = {
     Reason.PLAN_OUTDATED: ExitCode.PLAN_OUTDATED,
     Reason.DATABASE_UNREACHABLE: ExitCode.DATABASE_UNREACHABLE,
     Reason.LOCK_TIMEOUT: ExitCode.LOCK_TIMEOUT,
+    Reason.LOCK_LOST: ExitCode.LOCK_LOST,
 }
 
 PERMANENT_EXIT_CODES = tuple(sorted(int(c) for c in ExitCode if 10 <= c < 20))

@@ -6,16 +6,13 @@ else runs). The result goes to stdout (last line) and to the termination-message
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
-import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TextIO
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -30,10 +27,9 @@ from alembic_operator.core.revisions import (
     progress,
 )
 from alembic_operator.model.reasons import Reason
-from alembic_operator.model.results import PlanSummary, RunnerResult, encode_result
+from alembic_operator.model.results import PlanSummary, RunnerResult
 from alembic_operator.redaction import Redactor
 from alembic_operator.runner.database import (
-    DatabaseLock,
     RunnerFailure,
     classify_error,
     configure_session_environment,
@@ -42,6 +38,8 @@ from alembic_operator.runner.database import (
     log,
     with_available_driver,
 )
+from alembic_operator.runner.locking import DatabaseLock
+from alembic_operator.runner.output import redacted_output, report, write_sql
 from alembic_operator.runner.scripts import (
     current_revisions,
     load_config,
@@ -52,48 +50,6 @@ from alembic_operator.runner.scripts import (
     revision_graph,
 )
 from alembic_operator.runner.settings import RunnerSettings, SettingsError, parse_settings
-
-
-class RedactingStream(io.TextIOBase):
-    """A text stream that redacts everything written through it."""
-
-    def __init__(self, inner: TextIO, redactor: Redactor) -> None:
-        self._inner = inner
-        self._redactor = redactor
-
-    def write(self, text: str) -> int:
-        self._inner.write(self._redactor.redact(text))
-        return len(text)
-
-    def flush(self) -> None:
-        self._inner.flush()
-
-    def isatty(self) -> bool:
-        return self._inner.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._inner, "encoding", "utf-8")
-
-
-@contextlib.contextmanager
-def redacted_output(redactor: Redactor) -> Iterator[None]:
-    """Wrap stdout/stderr and route logging through them for the duration of a run."""
-    saved = sys.stdout, sys.stderr
-    sys.stdout = RedactingStream(saved[0], redactor)
-    sys.stderr = RedactingStream(saved[1], redactor)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        sys.stdout, sys.stderr = saved
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -138,6 +94,7 @@ def run(settings: RunnerSettings) -> RunnerResult:
         connect_timeout=settings.connect_timeout_seconds,
         lock_timeout=settings.pg_lock_timeout,
         statement_timeout=settings.pg_statement_timeout,
+        lock_wait_seconds=settings.lock_timeout_seconds,
     )
     engine = create_engine(settings.database_url, connect_timeout=settings.connect_timeout_seconds)
     lock = DatabaseLock(
@@ -180,7 +137,7 @@ def _run_locked(settings: RunnerSettings, lock: DatabaseLock) -> RunnerResult:
         lock.acquire()
     if settings.mode != "plan":
         # One env.py run reads the current revision (under the lock), classifies, and applies.
-        return _apply(settings, cfg=cfg, scripts=scripts, graph=graph, target=target)
+        return _apply(settings, cfg=cfg, scripts=scripts, graph=graph, target=target, lock=lock)
     current = _read_current(cfg, scripts)
     classified = _classify(settings, graph=graph, target=target, current=current)
     if classified.assessment is None or not classified.proceed:
@@ -271,7 +228,7 @@ def _plan(
             current=current,
             target=settings.revision,
         )
-    _write_sql(sql, settings.sql_file)
+    write_sql(sql, settings.sql_file)
     summary = PlanSummary(
         direction=assessment.direction,
         revisions=revisions,
@@ -282,28 +239,6 @@ def _plan(
     return replace(base, reason=Reason.PLANNED, plan=summary, message=f"plan: {assessment.message}")
 
 
-SQL_LINE_PREFIX = "SQL| "
-
-
-def _write_sql(sql: str, path: str | None) -> None:
-    """The offline SQL to ``path``; ``-prefixed`` writes each line to stdout behind a prefix.
-
-    Pod logs interleave stdout and stderr line by line; the prefix lets the operator take the
-    SQL back out of a plan Job's log without the log lines that surround it.
-    """
-    if path == "-prefixed":
-        for line in sql.splitlines():
-            sys.stdout.write(f"{SQL_LINE_PREFIX}{line}\n")
-        return
-    if path:
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(sql)
-    else:
-        sys.stdout.write(sql)
-        if sql and not sql.endswith("\n"):
-            sys.stdout.write("\n")
-
-
 def _apply(
     settings: RunnerSettings,
     *,
@@ -311,6 +246,7 @@ def _apply(
     scripts: ScriptDirectory,
     graph: RevisionGraph,
     target: Target,
+    lock: DatabaseLock,
 ) -> RunnerResult:
     classified: list[Classified] = []
 
@@ -320,7 +256,15 @@ def _apply(
         done = classified[-1]
         return done.assessment.direction if done.proceed and done.assessment else None
 
-    run = migrate_online(cfg, scripts, destination=target.spec, decide=decide)
+    locked = settings.lock == "advisory"
+    run = migrate_online(
+        cfg,
+        scripts,
+        destination=target.spec,
+        decide=decide,
+        guard=lock.guard_statements if locked else None,
+        before_step=lock.check if locked else None,
+    )
     if run.direction is None:  # nothing ran: a failure was a failure to read the revision
         if run.error is not None:
             raise _read_failure(run.error)
@@ -337,10 +281,16 @@ def _apply(
     done, first_missing = progress(assessment, graph, after=after)
     result = replace(base, to_revisions=after, applied_revisions=done)
     if error is not None:
-        where = f"revision {first_missing} failed" if first_missing else "the migration failed"
+        where = "the migration failed"
+        reason = classify_error(error, connecting=False)
+        if isinstance(error, RunnerFailure):  # the lock check stopped it
+            reason = error.reason
+            where = f"stopped before revision {first_missing}" if first_missing else where
+        elif first_missing:
+            where = f"revision {first_missing} failed"
         return replace(
             result,
-            reason=classify_error(error, connecting=False),
+            reason=reason,
             failed_revision=first_missing,
             message=f"{where}; database left at {', '.join(after) or 'base'}: {describe(error)}",
         )
@@ -355,26 +305,3 @@ def _apply(
             ),
         )
     return replace(result, message=f"{assessment.message}: {len(done)} revision(s)")
-
-
-def report(result: RunnerResult, *, settings: RunnerSettings | None, redactor: Redactor) -> None:
-    """Write the result to stdout (last line) and to the termination-message file."""
-    text = redactor.redact(encode_result(result))
-    log.info(
-        "%s: %s (%s) in %.2fs",
-        "succeeded" if result.succeeded else "failed",
-        result.reason.value,
-        result.message,
-        result.duration_seconds,
-    )
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-    path = settings.termination_message_path if settings else "/dev/termination-log"
-    explicit = settings.termination_message_path_explicit if settings else False
-    # Kubernetes creates the file in a pod; on a workstation the default path is left alone.
-    if explicit or os.path.exists(path):
-        try:
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(text)
-        except OSError as exc:
-            log.warning("cannot write the termination message to %s: %s", path, exc)

@@ -140,6 +140,8 @@ def migrate_online(
     *,
     destination: str,
     decide: Callable[[tuple[str, ...]], str | None],
+    guard: Callable[[Any], None] | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> OnlineRun:
     """Read the current revisions, let ``decide`` classify them, and run what it chose.
 
@@ -151,6 +153,11 @@ def migrate_online(
     on the same connection when it is outside a transaction (every step committed); otherwise
     ``after`` stays None and the caller reads them separately. Exceptions from ``decide`` are
     raised once env.py has finished.
+
+    ``guard`` gets the migration's connection before the heads are classified (the statement
+    lock, :mod:`alembic_operator.runner.locking`); the heads are read again after it, so a
+    statement that ended while it waited is seen. ``before_step`` runs before each revision
+    (the lock check) and stops the migration by raising.
     """
     run = OnlineRun()
     internal: list[BaseException] = []
@@ -160,8 +167,11 @@ def migrate_online(
             return _steps(scripts, run.direction, destination, heads)
         run.current = tuple(sorted(heads))
         try:
+            if guard is not None and context.connection is not None:
+                guard(context.connection)
+                _same_heads(run.current, tuple(sorted(context.get_current_heads())))
             run.direction = decide(run.current)
-        except BaseException as exc:  # our own bug: raised again after env.py
+        except BaseException as exc:  # a refusal or our own bug: raised again after env.py
             internal.append(exc)
             return []
         if run.direction is None:
@@ -169,7 +179,7 @@ def migrate_online(
         if not heads:  # what run_migrations does itself without dont_mutate
             context._ensure_version_table()
         steps = _steps(scripts, run.direction, destination, heads)
-        return _then_read_heads(steps, context, run)
+        return _then_read_heads(steps, context, run, before_step)
 
     try:
         with EnvironmentContext(
@@ -200,8 +210,23 @@ def _steps(
     return []
 
 
-def _then_read_heads(steps: list[Any], context: Any, run: OnlineRun) -> Iterator[Any]:
-    yield from steps
+def _same_heads(before: tuple[str, ...], now: tuple[str, ...]) -> None:
+    if before != now:
+        raise RunnerFailure(
+            Reason.LOCK_TIMEOUT,
+            f"the database moved from {', '.join(before) or 'base'} to {', '.join(now) or 'base'} "
+            "while the runner waited for a previous migration's statement to end; "
+            "nothing was changed (the Job tries again)",
+        )
+
+
+def _then_read_heads(
+    steps: list[Any], context: Any, run: OnlineRun, before_step: Callable[[], None] | None
+) -> Iterator[Any]:
+    for step in steps:
+        if before_step is not None:
+            before_step()
+        yield step
     # Alembic asks for the next step after the last one committed: read where the database is.
     # Inside a transaction (no transaction_per_migration, or an external one) a failed read
     # would abort the migrations' own transaction: leave it to the caller then.
