@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import math
 import os
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,6 +56,41 @@ def with_available_driver(url: str) -> str:
     for prefix, fallback, default, replacement in _DRIVER_FALLBACKS:
         if url.startswith(prefix) and not _importable(default) and _importable(fallback):
             return replacement + url[len(prefix) :]
+    return url
+
+
+def usable_url(url: str) -> str:
+    """``url`` with a driver that is installed, or ``InvalidConfiguration`` (quoting no secret).
+
+    Refused before any connection: a string SQLAlchemy cannot parse, an unknown dialect or a
+    driver the image lacks, and a server URL without a host and a database (libpq would
+    connect to its default database over the default socket).
+    """
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # its message quotes the URL
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION, "DATABASE_URL is not a URL SQLAlchemy can parse"
+        ) from None
+    name = parsed.drivername
+    try:
+        url = with_available_driver(url)
+        dialect: Any = sa.engine.make_url(url).get_dialect()
+        # SQLAlchemy 2 names it import_dbapi; 1.4 dbapi (both class methods).
+        (getattr(dialect, "import_dbapi", None) or dialect.dbapi)()
+    except Exception as exc:  # NoSuchModuleError, ImportError
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION,
+            f"DATABASE_URL names the dialect/driver {name!r}, which this image cannot load "
+            f"({type(exc).__name__}); install the driver or fix the URL's scheme",
+        ) from None
+    host = parsed.host or parsed.query.get("host") or parsed.query.get("unix_socket")
+    if parsed.get_backend_name() != "sqlite" and not host and not parsed.database:
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION,
+            "DATABASE_URL names neither a host nor a database; refusing to migrate the "
+            "driver's default database",
+        )
     return url
 
 
@@ -139,6 +175,13 @@ def create_engine(url: str, *, connect_timeout: int) -> Engine:
 def connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
+    except UnicodeError as exc:  # PyMySQL sends the user and password as latin-1
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION,
+            "the database driver cannot encode the user name or password of DATABASE_URL "
+            f"({type(exc).__name__}, {getattr(exc, 'encoding', '?')}); use characters its "
+            "protocol supports",
+        ) from None
     except sa.exc.DBAPIError as exc:
         # A server error code wins even here: a tiny statement_timeout can cancel the
         # dialect's first queries on a connection that did reach the server.
@@ -171,8 +214,35 @@ def classify_error(exc: BaseException, *, connecting: bool) -> Reason:
     return Reason.DATABASE_UNREACHABLE if lost else Reason.MIGRATION_FAILED
 
 
+# libpq reports connection-time refusals without a SQLSTATE: their text is all there is.
+_PG_REFUSALS = (
+    (
+        re.compile(r'password authentication failed|role "[^"]*" does not exist|no pg_hba\.conf'),
+        Reason.AUTHENTICATION_FAILED,
+    ),
+    (re.compile(r'database "[^"]*" does not exist'), Reason.DATABASE_NOT_FOUND),
+)
+_PG_CODES = {
+    "28P01": Reason.AUTHENTICATION_FAILED,  # invalid_password
+    "28000": Reason.AUTHENTICATION_FAILED,  # invalid_authorization_specification
+    "3D000": Reason.DATABASE_NOT_FOUND,  # invalid_catalog_name
+}
+_MYSQL_CODES = {
+    1044: Reason.AUTHENTICATION_FAILED,  # access denied to the database
+    1045: Reason.AUTHENTICATION_FAILED,  # access denied (wrong user or password)
+    1698: Reason.AUTHENTICATION_FAILED,  # access denied (auth plugin)
+    1049: Reason.DATABASE_NOT_FOUND,  # unknown database
+}
+
+
 def _reason_from_code(orig: object) -> Reason | None:
     pgcode = getattr(orig, "pgcode", None)
+    if pgcode is None and type(orig).__module__.split(".")[0] in ("psycopg2", "psycopg"):
+        for pattern, reason in _PG_REFUSALS:
+            if pattern.search(str(orig)):
+                return reason
+    if isinstance(pgcode, str) and pgcode in _PG_CODES:
+        return _PG_CODES[pgcode]
     if isinstance(pgcode, str):
         if pgcode == _PG_LOCK_NOT_AVAILABLE:
             return Reason.LOCK_TIMEOUT
@@ -182,6 +252,8 @@ def _reason_from_code(orig: object) -> Reason | None:
             return Reason.DATABASE_UNREACHABLE
         return None
     errno = _mysql_errno(orig)
+    if errno in _MYSQL_CODES:
+        return _MYSQL_CODES[errno]
     if errno == _MYSQL_LOCK_WAIT_TIMEOUT:
         return Reason.LOCK_TIMEOUT
     if errno in _MYSQL_STATEMENT_TIMEOUTS:

@@ -37,6 +37,7 @@ _ADVISORY_LOCK_BACKENDS = ("postgresql", "mysql", "mariadb")
 LOCK_SESSION_APPLICATION_NAME = "alembic-operator-lock"
 _PG_IDLE_TIMEOUTS_FROM = 140000  # idle_session_timeout exists from PostgreSQL 14
 _MYSQL_MAX_WAIT_TIMEOUT = 31536000
+_ABANDON_WAIT_SECONDS = 2.0
 
 
 def _pg_key(text: str) -> int:
@@ -248,10 +249,16 @@ class EarlySession:
         assert self._connection is not None
         return self._connection
 
-    def abandon(self) -> None:
-        """Close the connection when it arrives; do not wait for it."""
+    def abandon(self, wait_seconds: float = _ABANDON_WAIT_SECONDS) -> None:
+        """Close the connection when it arrives, waiting a little for the thread to end.
+
+        A thread still inside a driver when the interpreter shuts down can crash the process
+        after the result was written (seen with PyMySQL): a connection that is nearly made
+        gets a moment to finish; one to an unreachable server is not waited for.
+        """
         with self._mutex:
             self._abandoned = True
             conn, self._connection = self._connection, None
         if conn is not None:
             conn.close()
+        self._thread.join(wait_seconds)

@@ -36,7 +36,7 @@ from alembic_operator.runner.database import (
     create_engine,
     describe,
     log,
-    with_available_driver,
+    usable_url,
 )
 from alembic_operator.runner.locking import DatabaseLock
 from alembic_operator.runner.output import redacted_output, report, write_sql
@@ -49,18 +49,29 @@ from alembic_operator.runner.scripts import (
     resolve_target,
     revision_graph,
 )
-from alembic_operator.runner.settings import RunnerSettings, SettingsError, parse_settings
+from alembic_operator.runner.settings import (
+    RunnerSettings,
+    SettingsError,
+    parse_settings,
+    termination_path,
+)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run once and return the exit code (documented in docs/runner.md)."""
     started = time.monotonic()
     env = os.environ if env is None else env
+    args = list(sys.argv[1:] if argv is None else argv)
     redactor = Redactor.for_url(env.get("DATABASE_URL"))
     with redacted_output(redactor):
         settings: RunnerSettings | None = None
         try:
-            settings = parse_settings(sys.argv[1:] if argv is None else argv, env)
+            try:
+                settings = parse_settings(args, env)
+            except SystemExit as exc:  # --help: argparse printed it, nothing runs
+                if exc.code in (0, None):
+                    return 0
+                raise
             result = run(settings)
         except SettingsError as exc:
             result = RunnerResult(Reason.INVALID_CONFIGURATION, message=str(exc))
@@ -75,12 +86,21 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             message=redactor.redact(result.message),
             duration_seconds=time.monotonic() - started,
         )
-        report(result, settings=settings, redactor=redactor)
+        report(
+            result,
+            settings=settings,
+            redactor=redactor,
+            fallback_path=termination_path(args, env),
+        )
     return int(result.exit_code)
 
 
 def run(settings: RunnerSettings) -> RunnerResult:
-    settings = replace(settings, database_url=with_available_driver(settings.database_url))
+    try:
+        url = usable_url(settings.database_url)
+    except RunnerFailure as failure:
+        return RunnerResult(failure.reason, mode=settings.mode, message=failure.message)
+    settings = replace(settings, database_url=url)
     if settings.workdir:
         try:
             os.chdir(settings.workdir)

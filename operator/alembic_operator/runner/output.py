@@ -18,7 +18,7 @@ from typing import TextIO
 from alembic_operator.model.results import RunnerResult, encode_result
 from alembic_operator.redaction import Redactor
 from alembic_operator.runner.database import log
-from alembic_operator.runner.settings import RunnerSettings
+from alembic_operator.runner.settings import DEFAULT_TERMINATION_MESSAGE_PATH, RunnerSettings
 
 
 class RedactingStream(io.TextIOBase):
@@ -27,9 +27,12 @@ class RedactingStream(io.TextIOBase):
     def __init__(self, inner: TextIO, redactor: Redactor) -> None:
         self._inner = inner
         self._redactor = redactor
+        self.ends_line = True  # whether the last text written ended a line
 
     def write(self, text: str) -> int:
         self._inner.write(self._redactor.redact(text))
+        if text:
+            self.ends_line = text.endswith("\n")
         return len(text)
 
     def flush(self) -> None:
@@ -85,7 +88,13 @@ def write_sql(sql: str, path: str | None) -> None:
             sys.stdout.write("\n")
 
 
-def report(result: RunnerResult, *, settings: RunnerSettings | None, redactor: Redactor) -> None:
+def report(
+    result: RunnerResult,
+    *,
+    settings: RunnerSettings | None,
+    redactor: Redactor,
+    fallback_path: tuple[str, bool] = (DEFAULT_TERMINATION_MESSAGE_PATH, False),
+) -> None:
     """Write the result to stdout (last line) and to the termination-message file."""
     text = redactor.redact(encode_result(result))
     log.info(
@@ -95,10 +104,15 @@ def report(result: RunnerResult, *, settings: RunnerSettings | None, redactor: R
         result.message,
         result.duration_seconds,
     )
-    sys.stdout.write(text + "\n")
+    # The result is a line of its own, even after a script's print(..., end="").
+    start = "" if getattr(sys.stdout, "ends_line", True) else "\n"
+    sys.stdout.write(start + text + "\n")
     sys.stdout.flush()
-    path = settings.termination_message_path if settings else "/dev/termination-log"
-    explicit = settings.termination_message_path_explicit if settings else False
+    if settings is not None:
+        path = settings.termination_message_path
+        explicit = settings.termination_message_path_explicit
+    else:
+        path, explicit = fallback_path
     # Kubernetes creates the file in a pod; on a workstation the default path is left alone.
     if explicit or os.path.exists(path):
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,10 +51,62 @@ def load_config(
 
 
 def load_scripts(cfg: Config) -> ScriptDirectory:
+    """The script directory, its revision map built; a broken graph is a clear failure.
+
+    Alembic only warns about a revision id defined by two files (and keeps one of them), and
+    raises a bare ``KeyError`` for a ``down_revision`` no file defines: both are refused here
+    with the files named.
+    """
     try:
-        return ScriptDirectory.from_config(cfg)
+        scripts = ScriptDirectory.from_config(cfg)
     except CommandError as exc:
         raise RunnerFailure(Reason.INVALID_CONFIGURATION, str(exc)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            scripts.get_heads()  # builds the revision map
+        except KeyError as exc:
+            raise RunnerFailure(Reason.MIGRATION_FAILED, _missing(scripts, exc)) from None
+    duplicated = sorted(
+        {m.group(1) for w in caught for m in [_DUPLICATE.match(str(w.message))] if m}
+    )
+    if duplicated:
+        raise RunnerFailure(Reason.MIGRATION_FAILED, _duplicates(scripts, duplicated))
+    return scripts
+
+
+_DUPLICATE = re.compile(r"Revision (\S+) is present more than once")
+
+
+def _files(scripts: ScriptDirectory) -> list[tuple[str, Any]]:
+    found = [(os.path.relpath(s.path, scripts.dir), s) for s in scripts._load_revisions()]
+    return sorted(found, key=lambda pair: pair[0])
+
+
+def _duplicates(scripts: ScriptDirectory, revisions: list[str]) -> str:
+    parts = []
+    for revision in revisions:
+        paths = [path for path, script in _files(scripts) if script.revision == revision]
+        parts.append(f"revision id {revision!r} is defined by {' and '.join(paths)}")
+    return (
+        "; ".join(parts) + ": each migration file needs its own revision id (give one of "
+        "them a new id and point its down_revision chain at the right parent)"
+    )
+
+
+def _missing(scripts: ScriptDirectory, exc: KeyError) -> str:
+    missing = str(exc.args[0]) if exc.args else "?"
+    referrers = []
+    for path, script in _files(scripts):
+        links = [script.down_revision, getattr(script, "dependencies", None)]
+        names = [n for link in links for n in ((link,) if isinstance(link, str) else link or ())]
+        if missing in names:
+            referrers.append(f"{path} ({script.revision})")
+    where = " and ".join(referrers) or "a migration file"
+    return (
+        f"{where} names {missing!r} as its down_revision or dependency, but no migration "
+        "file defines that revision (a missing or renamed file?)"
+    )
 
 
 def revision_graph(scripts: ScriptDirectory) -> RevisionGraph:
