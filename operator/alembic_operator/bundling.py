@@ -25,7 +25,9 @@ EMBEDDED_MODULES = (
     "alembic_operator.core.revisions",
     "alembic_operator.runner.settings",
     "alembic_operator.runner.database",
+    "alembic_operator.runner.locking",
     "alembic_operator.runner.scripts",
+    "alembic_operator.runner.output",
     "alembic_operator.runner.main",
 )
 

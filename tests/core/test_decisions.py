@@ -663,14 +663,37 @@ def test_a_job_deleted_while_running_fails_the_migration(
         assert [type(a) for a in after.changes] == [CreateJob]
 
 
-def test_job_complete_without_pod_information_is_a_success() -> None:
-    m, name = started(migration())
+COMMAND_RUNNER = {
+    "image": None,
+    "runner": {"type": "command", "image": APP_IMAGE, "command": ["x"]},
+}
+
+
+def test_a_command_job_complete_without_pod_information_is_a_success() -> None:
+    m, name = started(migration(**COMMAND_RUNNER))
     decision = run(m, seen(job(name, complete=True, finished_at=at(6))), now=at(7))
     assert_phase(decision.status, Phase.SUCCEEDED, Reason.APPLIED)
     assert decision.status.finished_at == at(6)
     assert decision.status.last_succeeded is not None
     assert decision.status.last_succeeded.image == APP_IMAGE
     assert event_reasons(decision.events) == [(E.MIGRATION_SUCCEEDED, False)]
+
+
+@pytest.mark.parametrize(
+    "observed",
+    [
+        pytest.param((), id="no-pod"),
+        pytest.param((pod(exit_code=0, message=""),), id="os-exit-0"),
+        pytest.param((pod(exit_code=0, message="plain log text\n"),), id="log-text"),
+    ],
+)
+def test_an_embedded_job_without_a_runner_result_fails(observed: tuple[ObservedPod, ...]) -> None:
+    # Only a valid result that says so is a success: the gate stays closed.
+    m, name = started(migration())
+    decision = run(m, seen(job(name, *observed, complete=True, finished_at=at(6))), now=at(7))
+    assert_phase(decision.status, Phase.FAILED, Reason.RUNNER_RESULT_MISSING)
+    assert decision.status.last_succeeded is None
+    assert (E.MIGRATION_SUCCEEDED, False) not in event_reasons(decision.events)
 
 
 @pytest.mark.parametrize(

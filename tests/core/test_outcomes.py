@@ -13,6 +13,7 @@ from alembic_operator.core.outcomes import (
 )
 from alembic_operator.model.observations import ObservedPod
 from alembic_operator.model.reasons import Reason
+from alembic_operator.model.spec import RunnerType
 from tests.core.observations import LEAKY_URL, at, job, pod, result_json
 
 NAME = "shop-schema-0123456789"
@@ -47,20 +48,62 @@ def test_success_carries_the_runner_result() -> None:
     assert outcome.log_tail is None
 
 
-@pytest.mark.parametrize(
-    "message",
-    [
-        pytest.param("", id="no-message"),
-        pytest.param("INFO upgrade 0002 -> 0003\n", id="log-text"),
-        pytest.param('{"reason": "NoSuchReason"}', id="json-not-a-result"),
-    ],
-)
-def test_success_without_a_runner_result(message: str) -> None:
-    outcome = read_outcome(job(NAME, pod(exit_code=0, message=message)))
+NO_RESULT = [
+    pytest.param("", id="no-message"),
+    pytest.param("INFO upgrade 0002 -> 0003\n", id="log-text"),
+    pytest.param('{"reason": "NoSuchReason"}', id="json-not-a-result"),
+    pytest.param('{"outcome": "Succeeded", "reason": "Applied"', id="cut-json"),
+]
+
+
+@pytest.mark.parametrize("message", NO_RESULT)
+def test_a_command_runner_succeeds_on_exit_0_without_a_result(message: str) -> None:
+    outcome = read_outcome(job(NAME, pod(exit_code=0, message=message)), runner=RunnerType.COMMAND)
     assert isinstance(outcome, Outcome)
     assert outcome.succeeded
     assert outcome.reason is Reason.APPLIED
     assert outcome.result is None
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "kind"),
+    [
+        # os._exit(0) in a revision: exit 0, no termination message.
+        *[pytest.param(0, m, Outcome, id=f"exit-0-{p.id}") for p in NO_RESULT for m in p.values],
+        # A result that says success, from a container that did not exit 0 (or the reverse).
+        pytest.param(0, result_json(Reason.MIGRATION_FAILED), Outcome, id="exit-0-failed-result"),
+        pytest.param(137, "", Retrying, id="killed"),
+        pytest.param(137, result_json(Reason.APPLIED), Retrying, id="killed-after-success"),
+        pytest.param(1, "Traceback ...", Retrying, id="interpreter-error"),
+    ],
+)
+def test_an_embedded_runner_without_a_valid_result_never_succeeds(
+    code: int, message: str, kind: type
+) -> None:
+    outcome = read_outcome(job(NAME, pod(exit_code=code, message=message, reason="Error")))
+    assert isinstance(outcome, kind)
+    if isinstance(outcome, Outcome):
+        assert not outcome.succeeded
+    expected = Reason.MIGRATION_FAILED if message == result_json(Reason.MIGRATION_FAILED) else None
+    assert outcome.reason is (expected or Reason.RUNNER_RESULT_MISSING)
+    final = read_outcome(
+        job(NAME, pod(exit_code=code, message=message), failed=True, failure_reason="PodFailed")
+    )
+    assert isinstance(final, Outcome)
+    assert (final.succeeded, final.reason) == (False, expected or Reason.RUNNER_RESULT_MISSING)
+
+
+@pytest.mark.parametrize(
+    ("runner", "succeeded", "reason"),
+    [
+        pytest.param(RunnerType.EMBEDDED, False, Reason.RUNNER_RESULT_MISSING, id="embedded"),
+        pytest.param(RunnerType.COMMAND, True, Reason.APPLIED, id="command"),
+    ],
+)
+def test_a_complete_job_without_pods(runner: RunnerType, succeeded: bool, reason: Reason) -> None:
+    outcome = read_outcome(job(NAME, complete=True), runner=runner)
+    assert isinstance(outcome, Outcome)
+    assert (outcome.succeeded, outcome.reason, outcome.result) == (succeeded, reason, None)
 
 
 @pytest.mark.parametrize(
@@ -188,12 +231,6 @@ def test_deadline_wins_over_the_killed_pods_exit_code() -> None:
     assert outcome.reason is Reason.DEADLINE_EXCEEDED
 
 
-def test_a_complete_job_without_pods_succeeded() -> None:
-    outcome = read_outcome(job(NAME, complete=True))
-    assert isinstance(outcome, Outcome)
-    assert (outcome.succeeded, outcome.reason, outcome.result) == (True, Reason.APPLIED, None)
-
-
 def test_job_failure_messages_are_redacted() -> None:
     outcome = read_outcome(job(NAME, failed=True, failure_message=f"could not reach {LEAKY_URL}"))
     assert isinstance(outcome, Outcome)
@@ -216,7 +253,8 @@ def test_an_exit_the_job_controller_retries_is_not_final() -> None:
     assert isinstance(read_outcome(job(NAME, oom)), Retrying)
     final = read_outcome(job(NAME, oom, failed=True, failure_reason="BackoffLimitExceeded"))
     assert isinstance(final, Outcome)
-    assert final.reason is Reason.MIGRATION_FAILED
+    assert final.reason is Reason.RUNNER_RESULT_MISSING
+    assert "OOMKilled" in final.message
 
 
 @pytest.mark.parametrize(

@@ -45,8 +45,8 @@ CRD = "../../crds/databasemigrations.yaml"  # relative to the package: the apise
 
 # (literal text quoted in docs/troubleshooting.md, source file that emits it)
 QUOTED = [
-    ("another migration holds the lock", "runner/database.py"),
-    ("could not take the migration lock", "runner/database.py"),
+    ("another migration holds the lock", "runner/locking.py"),
+    ("could not take the migration lock", "runner/locking.py"),
     ("cannot connect to the database", "runner/database.py"),
     ("set allowDowngrade to permit it", "core/revisions.py"),
     ("which this image's migrations do", "core/revisions.py"),

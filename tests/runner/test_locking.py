@@ -132,3 +132,29 @@ def test_statement_timeout_is_reported_as_such(pg_database: Database, tmp_path: 
     run = run_runner(pg_database.url, "--pg-statement-timeout", "1ms", tmp_path=tmp_path)
     assert (run.exit_code, run.result["reason"]) == (16, "StatementTimeout")
     assert "statement timeout" in run.result["message"]
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--pg-lock-timeout", "1s"), id="session-lock-timeout"),
+        pytest.param(("--lock-timeout", "1"), id="lock-timeout-seconds"),
+    ],
+)
+def test_mariadb_metadata_lock_wait_is_bounded(tmp_path: Path, args: tuple[str, ...]) -> None:
+    # MariaDB's lock_wait_timeout (metadata locks) defaults to a day: an ALTER behind a
+    # reader's open transaction must give up within the migration's lock timeout instead.
+    with fresh_mariadb() as db:
+        assert run_runner(db.url, "--revision", "0008_categories", tmp_path=tmp_path)
+        reader = pymysql.connect(**MARIADB_ADMIN, database=db.name, autocommit=False)
+        try:
+            with reader.cursor() as cur:  # an open transaction holding a metadata lock
+                cur.execute("SELECT count(*) FROM products")
+            run = run_runner(db.url, *args, tmp_path=tmp_path, timeout=60)
+        finally:
+            reader.close()
+        assert (run.exit_code, run.result["reason"]) == (21, "LockTimeout"), run.stderr
+        assert run.result["failedRevision"] == HEAD
+        assert "Lock wait timeout exceeded" in run.result["message"]
+        assert db.versions() == {"0008_categories"}

@@ -45,7 +45,7 @@ def test_wrong_password_is_rejected_and_not_echoed(tmp_path: Path) -> None:
     # MariaDB checks passwords (the machine's PostgreSQL trusts local connections).
     url = f"mysql+pymysql://root:{quote(PASSWORD, safe='')}@127.0.0.1/mysql"
     run = run_runner(url, tmp_path=tmp_path)
-    assert (run.exit_code, run.result["reason"]) == (20, "DatabaseUnreachable")
+    assert (run.exit_code, run.result["reason"]) == (18, "AuthenticationFailed")
     assert "Access denied" in run.result["message"]
     assert_no_secret(run)
 

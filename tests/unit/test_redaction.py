@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy
 
-from alembic_operator.redaction import MASK, Redactor, truncate_utf8
+from alembic_operator.redaction import MASK, Redactor, truncate_middle_utf8, truncate_utf8
 
 URL = "postgresql://app:p%40ss%25w%3Ard%2Fx@db.internal:5432/shop"
 PASSWORD = "p@ss%w:rd/x"
@@ -56,3 +57,63 @@ def test_truncate_keeps_the_end_within_the_byte_limit(limit: int) -> None:
     cut = truncate_utf8(text, limit)
     assert len(cut.encode("utf-8")) <= limit
     assert text.endswith(cut.removeprefix("…"))
+
+
+QUOTY = "it's\\a\"pw€x"  # a quote of each kind, a backslash and a non-ASCII character
+QUOTY_URL = "postgresql://app:" + __import__("urllib.parse").parse.quote(QUOTY, safe="") + "@h/db"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        pytest.param(QUOTY, id="raw"),
+        pytest.param(repr(QUOTY), id="repr"),
+        pytest.param(repr(QUOTY)[1:-1], id="repr-inside"),
+        pytest.param(QUOTY.replace("\\", "\\\\").replace("'", "\\'"), id="single-quote-escaped"),
+        pytest.param(QUOTY.replace("\\", "\\\\").replace('"', '\\"'), id="double-quote-escaped"),
+        pytest.param(__import__("json").dumps(QUOTY), id="json-ascii"),
+        pytest.param(__import__("json").dumps(QUOTY, ensure_ascii=False), id="json-unicode"),
+        pytest.param(repr(QUOTY.encode("utf-8")), id="bytes-repr"),
+        pytest.param(__import__("urllib.parse").parse.quote(QUOTY, safe=""), id="url-encoded"),
+        pytest.param(__import__("urllib.parse").parse.quote_plus(QUOTY), id="url-encoded-plus"),
+        pytest.param(
+            sqlalchemy.engine.make_url(QUOTY_URL).render_as_string(hide_password=False),
+            id="sqlalchemy-rendered",
+        ),
+    ],
+)
+def test_every_form_of_the_password_is_masked(form: str) -> None:
+    out = Redactor.for_url(QUOTY_URL).redact(f"error: {form} (in a message)")
+    assert "pw" not in out, out
+    assert MASK in out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "Access denied for user 'app'@'10.0.0.2' (using password: YES)",
+            "Access denied for user 'app'@'10.0.0.2' (using password: YES)",
+            id="mysql-using-password-yes",
+        ),
+        pytest.param(
+            "Access denied for user 'app'@'h' (using password: NO)",
+            "Access denied for user 'app'@'h' (using password: NO)",
+            id="mysql-using-password-no",
+        ),
+        pytest.param("password: YESSIR", f"password: {MASK}", id="a-password-that-starts-yes"),
+    ],
+)
+def test_what_is_not_a_secret_stays(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
+
+
+@pytest.mark.parametrize("limit", [100, 200, 4000])
+def test_truncate_middle_keeps_the_start_and_the_end(limit: int) -> None:
+    text = "revision 0010 failed; database left at 0009: " + "ü" * 5000 + " the error"
+    cut = truncate_middle_utf8(text, limit)
+    assert len(cut.encode("utf-8")) <= limit
+    head, _, tail = cut.partition(" … ")
+    assert text.startswith(head) and text.endswith(tail)
+    assert len(head) >= min(40, limit // 2 - 10)
+    assert cut.endswith("the error")

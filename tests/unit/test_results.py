@@ -68,6 +68,11 @@ def test_round_trip() -> None:
         pytest.param("é" * 5_000, (), id="multibyte-message"),
         pytest.param("short", tuple(f"rev_{i:05d}" for i in range(2_000)), id="many-revisions"),
         pytest.param("y" * 9_000, tuple(f"r{i}" for i in range(900)), id="both"),
+        pytest.param(
+            "revision 0010_x failed; database left at 0009_y: " + "E" * 10_000 + " the end",
+            (),
+            id="summary-then-a-huge-error",
+        ),
     ],
 )
 def test_encoded_result_fits_the_termination_message(
@@ -82,8 +87,10 @@ def test_encoded_result_fits_the_termination_message(
         kept = len(body["appliedRevisions"])
         assert body["truncated"]["appliedRevisions"] == len(applied) - kept
         assert body["appliedRevisions"] == list(applied[len(applied) - kept :])
-    if len(message) > 4000:
-        assert body["message"].startswith("…")
+    if len(message) > 4000:  # the start (what happened) and the end (the error's last words)
+        kept = min(300, len(body["message"]) // 2 - 3)
+        assert body["message"].startswith(message[:kept])
+        assert " … " in body["message"]
         assert body["message"].endswith(message[-50:])
 
 

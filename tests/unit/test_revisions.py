@@ -160,3 +160,37 @@ def test_progress_of_a_downgrade() -> None:
     plan = assess(GRAPH, current=("d",), target=target("b"), allow_downgrade=True)
     assert progress(plan, GRAPH, after=("m",)) == (("d",), "m")
     assert is_at_target(plan, GRAPH, after=("b",), target=target("b"))
+
+
+@pytest.mark.parametrize(
+    ("current", "goal", "fragment"),
+    [
+        pytest.param(("d", "m"), target("d"), "m is an ancestor of d", id="head-and-its-parent"),
+        pytest.param(("a", "d"), target("d"), "a is an ancestor of d", id="head-and-its-root"),
+        pytest.param(("b", "c1"), target("d"), "b is an ancestor of c1", id="below-the-target"),
+        pytest.param(("d", "d"), target("d"), "holds d more than once", id="twice-at-target"),
+        pytest.param(("b", "b"), target("d"), "holds b more than once", id="twice-below"),
+        pytest.param(("",), target("d"), "empty revision id", id="empty-string"),
+        pytest.param((" ",), target("d"), "empty revision id", id="blank"),
+        pytest.param(("", "d"), target("d"), "empty revision id", id="empty-and-target"),
+    ],
+)
+def test_a_damaged_version_table_is_refused_never_up_to_date(
+    current: tuple[str, ...], goal: Target, fragment: str
+) -> None:
+    got = assess(GRAPH, current=current, target=goal, allow_downgrade=True)
+    assert got.reason is Reason.MIGRATION_FAILED
+    assert got.is_refusal and got.direction == NONE
+    assert fragment in got.message
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        pytest.param(("c1", "c2"), id="two-real-branches"),
+        pytest.param(("zz", "d"), id="unknown-left-to-schema-ahead"),
+    ],
+)
+def test_heads_that_do_not_overlap_are_not_damage(current: tuple[str, ...]) -> None:
+    got = assess(GRAPH, current=current, target=target("d"), allow_downgrade=False)
+    assert got.reason is not Reason.MIGRATION_FAILED

@@ -48,8 +48,7 @@ from alembic_operator.model.observations import (
     ObservationPlan,
     ObservedJob,
 )
-from alembic_operator.model.reasons import PERMANENT_EXIT_CODES, Reason
-from alembic_operator.model.spec import RunnerType
+from alembic_operator.model.reasons import Reason
 from alembic_operator.model.status import (
     LastSucceeded,
     MigrationStatus,
@@ -168,12 +167,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
             (PostEvent(EventReason.JOB_DELETED, message, warning=True),),
             requeue_after=_afterfinished(migration, status.observed_generation),
         )
-    permanent = (
-        frozenset(PERMANENT_EXIT_CODES)
-        if migration.spec.runner.type is RunnerType.EMBEDDED
-        else frozenset()  # a command's exit codes mean nothing to us: the Job retries them
-    )
-    outcome = read_outcome(job, permanent_codes=permanent)
+    outcome = read_outcome(job, runner=migration.spec.runner.type)
     if isinstance(outcome, Outcome) and outcome.succeeded and job.mode == RunMode.PLAN.value:
         if has_changes(outcome):
             return record_plan(migration, outcome, now=now)

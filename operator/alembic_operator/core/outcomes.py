@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from alembic_operator.model.observations import ObservedJob, ObservedPod
 from alembic_operator.model.reasons import PERMANENT_EXIT_CODES, ExitCode, Reason
 from alembic_operator.model.results import RunnerResult, decode_result
+from alembic_operator.model.spec import RunnerType
 from alembic_operator.redaction import Redactor, truncate_utf8
 
 LOG_TAIL_BYTES = 4096
@@ -24,8 +25,11 @@ _REASON_BY_EXIT_CODE = {
     int(ExitCode.DOWNGRADE_REFUSED): Reason.DOWNGRADE_REFUSED,
     int(ExitCode.INVALID_CONFIGURATION): Reason.INVALID_CONFIGURATION,
     int(ExitCode.STATEMENT_TIMEOUT): Reason.STATEMENT_TIMEOUT,
+    int(ExitCode.AUTHENTICATION_FAILED): Reason.AUTHENTICATION_FAILED,
+    int(ExitCode.DATABASE_NOT_FOUND): Reason.DATABASE_NOT_FOUND,
     int(ExitCode.DATABASE_UNREACHABLE): Reason.DATABASE_UNREACHABLE,
     int(ExitCode.LOCK_TIMEOUT): Reason.LOCK_TIMEOUT,
+    int(ExitCode.LOCK_LOST): Reason.LOCK_LOST,
 }
 # Messages from pods are the application's text: mask credential-shaped strings in them too.
 _REDACTOR = Redactor()
@@ -53,37 +57,43 @@ class Retrying:
 
 
 def read_outcome(
-    job: ObservedJob, *, permanent_codes: frozenset[int] = frozenset(PERMANENT_EXIT_CODES)
+    job: ObservedJob, *, runner: RunnerType = RunnerType.EMBEDDED
 ) -> Outcome | Retrying | None:
     """The Job's outcome, a retry in progress, or ``None`` while it is still running.
 
-    A failed pod is final only when its exit code is one the Job's podFailurePolicy fails on
-    at once (``permanent_codes``: the embedded runner's, none for a custom command) or when
-    the Job itself has failed; otherwise the Job controller starts another pod.
+    The embedded runner always reports a result: only a valid result that says so is a
+    success, and a container that ends without one (``os._exit(0)``, killed, OOM) failed with
+    ``RunnerResultMissing``, whatever its exit code. A failed pod is final only when its exit
+    code is one the Job's podFailurePolicy fails on at once (the embedded runner's permanent
+    codes; none for a custom command) or when the Job itself has failed; otherwise the Job
+    controller starts another pod. A custom command reports no result: its exit code decides.
     """
+    embedded = runner is RunnerType.EMBEDDED
+    permanent = frozenset(PERMANENT_EXIT_CODES) if embedded else frozenset()
     pod = _last_terminated(job)
     if pod is not None and pod.terminated is not None:
         result = _result_of(pod)
         code = pod.terminated.exit_code
-        if code == 0:
-            return Outcome(
-                True,
-                result.reason if result else Reason.APPLIED,
-                result.message if result else "the migration Job succeeded",
-                result=result,
-                pod=pod,
-            )
-        reason = (
-            result.reason if result else _REASON_BY_EXIT_CODE.get(code, Reason.MIGRATION_FAILED)
-        )
-        message = _failure_message(pod, result=result, job=job)
-        if code in permanent_codes or job.failed:
+        if code == 0 and not embedded:
+            return Outcome(True, Reason.APPLIED, "the migration Job succeeded", pod=pod)
+        if code == 0 and result is not None and result.succeeded and int(result.exit_code) == 0:
+            return Outcome(True, result.reason, result.message, result=result, pod=pod)
+        reason = _failure_reason(code, result, embedded=embedded)
+        message = _failure_message(pod, result=result, job=job, embedded=embedded)
+        if code == 0 or code in permanent or job.failed:
             if job.failed and job.failure_reason == "DeadlineExceeded":
                 reason = Reason.DEADLINE_EXCEEDED
             return Outcome(False, reason, message, result=result, log_tail=_log_tail(pod), pod=pod)
         failed = sum(1 for p in job.pods if p.terminated and p.terminated.exit_code != 0)
         return Retrying(reason, message, failed)
     if job.complete:
+        if embedded:
+            return Outcome(
+                False,
+                Reason.RUNNER_RESULT_MISSING,
+                "the migration Job completed but no terminated pod with a runner result was "
+                "found: not counted as a success",
+            )
         return Outcome(True, Reason.APPLIED, "the migration Job completed (no runner result)")
     if job.failed:
         reason = (
@@ -94,6 +104,16 @@ def read_outcome(
         detail = job.failure_message or job.failure_reason or "the migration Job failed"
         return Outcome(False, reason, _REDACTOR.redact(detail), log_tail=_log_tail(_last(job)))
     return None
+
+
+def _failure_reason(code: int, result: RunnerResult | None, *, embedded: bool) -> Reason:
+    if result is not None and not result.succeeded:
+        return result.reason
+    if not embedded:
+        return _REASON_BY_EXIT_CODE.get(code, Reason.MIGRATION_FAILED)
+    # The runner's own exit codes say what it found even when its message was lost; any other
+    # ending (0 without a result, a signal, an interpreter error) left no result at all.
+    return _REASON_BY_EXIT_CODE.get(code, Reason.RUNNER_RESULT_MISSING)
 
 
 def waiting_problem(job: ObservedJob) -> str | None:
@@ -122,15 +142,24 @@ def _result_of(pod: ObservedPod) -> RunnerResult | None:
         return None
 
 
-def _failure_message(pod: ObservedPod, *, result: RunnerResult | None, job: ObservedJob) -> str:
+def _failure_message(
+    pod: ObservedPod, *, result: RunnerResult | None, job: ObservedJob, embedded: bool
+) -> str:
     assert pod.terminated is not None
-    if result is not None:
+    if result is not None and not result.succeeded:
         text = result.message
     else:
         text = (
             f"the migration container exited with code {pod.terminated.exit_code}"
             f" ({pod.terminated.reason or 'Error'}) without a runner result"
         )
+        if embedded and result is not None:
+            text += " (its result said success, but the container did not exit 0)"
+        elif embedded and pod.terminated.exit_code == 0:
+            text += (
+                ": the process ended before the runner could report (os._exit() in a"
+                " migration?); the database may be anywhere between its start and the target"
+            )
         if job.failed and job.failure_message:
             text += f"; {job.failure_message}"
     return _REDACTOR.redact(text)

@@ -66,6 +66,9 @@ def assess(
     graph: RevisionGraph, *, current: tuple[str, ...], target: Target, allow_downgrade: bool
 ) -> Assessment:
     """Classify in the order the runner contract documents (docs/runner.md)."""
+    damaged = version_table_problem(graph, current)
+    if damaged is not None:
+        return Assessment(Reason.MIGRATION_FAILED, message=damaged)
     if target.problem is None and set(current) == set(target.revisions):
         return Assessment(Reason.UP_TO_DATE, message=f"already at {_show(current)}")
     unknown = [r for r in current if r not in graph.parents]
@@ -112,6 +115,28 @@ def assess(
         to_undo=undone,
         message=f"downgrade {_show(current)} -> {_show(target.revisions)}",
     )
+
+
+def version_table_problem(graph: RevisionGraph, current: tuple[str, ...]) -> str | None:
+    """Why the version table's rows cannot be right, or None (refused as Alembic does).
+
+    An empty revision id, the same revision twice, or a revision next to its own ancestor:
+    no sequence of migrations writes such a table, and none of them is "up to date".
+    """
+    fix = "check which revision the schema is at and correct the rows (alembic stamp)"
+    if any(not r.strip() for r in current):
+        return f"the version table holds an empty revision id ({len(current)} row(s)); {fix}"
+    repeated = sorted({r for r in current if current.count(r) > 1})
+    if repeated:
+        return f"the version table holds {_show(tuple(repeated))} more than once; {fix}"
+    for revision in current:
+        for other in current:
+            if other != revision and revision in graph.ancestors([other]):
+                return (
+                    f"the version table holds {revision} and {other}, but {revision} is an "
+                    f"ancestor of {other} (overlapping revisions, which Alembic refuses); {fix}"
+                )
+    return None
 
 
 def _descends_from(graph: RevisionGraph, revision: str, target: Target) -> bool:

@@ -39,10 +39,16 @@ class Reason(str, enum.Enum):
     JOB_CONFLICT = "JobConflict"
     PLAN_OUTDATED = "PlanOutdated"
     APPROVAL_REJECTED = "ApprovalRejected"
+    # The runner's container ended without a valid result (os._exit(), killed, OOM).
+    RUNNER_RESULT_MISSING = "RunnerResultMissing"
     # Retryable failures.
     DATABASE_UNREACHABLE = "DatabaseUnreachable"
     LOCK_TIMEOUT = "LockTimeout"
     SECRET_NOT_FOUND = "SecretNotFound"
+    LOCK_LOST = "LockLost"
+    # Permanent: the server refused the credentials, or the database does not exist.
+    AUTHENTICATION_FAILED = "AuthenticationFailed"
+    DATABASE_NOT_FOUND = "DatabaseNotFound"
 
 
 class ExitCode(enum.IntEnum):
@@ -57,8 +63,11 @@ class ExitCode(enum.IntEnum):
     INVALID_CONFIGURATION = 15
     STATEMENT_TIMEOUT = 16
     PLAN_OUTDATED = 17
+    AUTHENTICATION_FAILED = 18
+    DATABASE_NOT_FOUND = 19
     DATABASE_UNREACHABLE = 20
     LOCK_TIMEOUT = 21
+    LOCK_LOST = 22
 
 
 SUCCESS_REASONS = frozenset({Reason.APPLIED, Reason.UP_TO_DATE, Reason.PLANNED})
@@ -75,8 +84,11 @@ _EXIT_CODES = {
     Reason.INVALID_CONFIGURATION: ExitCode.INVALID_CONFIGURATION,
     Reason.STATEMENT_TIMEOUT: ExitCode.STATEMENT_TIMEOUT,
     Reason.PLAN_OUTDATED: ExitCode.PLAN_OUTDATED,
+    Reason.AUTHENTICATION_FAILED: ExitCode.AUTHENTICATION_FAILED,
+    Reason.DATABASE_NOT_FOUND: ExitCode.DATABASE_NOT_FOUND,
     Reason.DATABASE_UNREACHABLE: ExitCode.DATABASE_UNREACHABLE,
     Reason.LOCK_TIMEOUT: ExitCode.LOCK_TIMEOUT,
+    Reason.LOCK_LOST: ExitCode.LOCK_LOST,
 }
 
 PERMANENT_EXIT_CODES = tuple(sorted(int(c) for c in ExitCode if 10 <= c < 20))

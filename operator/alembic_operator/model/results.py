@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alembic_operator.model.reasons import SUCCESS_REASONS, ExitCode, Reason, exit_code_for
-from alembic_operator.redaction import truncate_utf8
+from alembic_operator.redaction import truncate_middle_utf8
 
 TERMINATION_MESSAGE_LIMIT = 4096
 # Leaves room for Kubernetes' own framing and for multi-byte characters cut at the edge.
@@ -100,13 +100,13 @@ def encode_result(result: RunnerResult, *, limit: int = RESULT_BYTE_BUDGET) -> s
         return text
     overflow = len(text.encode("utf-8")) - limit
     message_budget = max(len(result.message.encode("utf-8")) - overflow - 16, 200)
-    result = replace(result, message=truncate_utf8(result.message, message_budget))
+    result = replace(result, message=truncate_middle_utf8(result.message, message_budget))
     for keep in (20, 5, 1, 0):
         text = _dump(result)
         if len(text.encode("utf-8")) <= limit:
             return text
         result = _shorten_lists(result, keep=keep)
-    text = _dump(replace(result, message=truncate_utf8(result.message, 100)))
+    text = _dump(replace(result, message=truncate_middle_utf8(result.message, 100)))
     if len(text.encode("utf-8")) > limit:  # pragma: no cover - needs absurd revision ids
         raise ValueError("result does not fit the termination message")
     return text

@@ -1,4 +1,4 @@
-"""The runner's database adapter: connections, the per-database lock, and error classification.
+"""The runner's database adapter: connections, session settings, and error classification.
 
 Works with SQLAlchemy 1.4 and 2.x and any DBAPI driver: driver errors are classified by duck
 typing (``pgcode``, MySQL error numbers), never by importing a driver. It must not run DDL.
@@ -6,12 +6,11 @@ typing (``pgcode``, MySQL error numbers), never by importing a driver. It must n
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
+import math
 import os
-import threading
-import time
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,11 +27,9 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 _PG_QUERY_CANCELED = "57014"
 _PG_CONNECTION_CLASS = "08"
 _PG_SHUTDOWN_CODES = frozenset({"57P01", "57P02", "57P03"})
-_LOCK_POLL_SECONDS = 0.1
 _MYSQL_LOCK_WAIT_TIMEOUT = 1205
 _MYSQL_STATEMENT_TIMEOUTS = frozenset({1969, 3024})
 _MYSQL_CONNECTION_LOST = frozenset({2002, 2003, 2005, 2006, 2013, 2055})
-_ADVISORY_LOCK_BACKENDS = ("postgresql", "mysql", "mariadb")
 
 
 class RunnerFailure(Exception):
@@ -62,6 +59,41 @@ def with_available_driver(url: str) -> str:
     return url
 
 
+def usable_url(url: str) -> str:
+    """``url`` with a driver that is installed, or ``InvalidConfiguration`` (quoting no secret).
+
+    Refused before any connection: a string SQLAlchemy cannot parse, an unknown dialect or a
+    driver the image lacks, and a server URL without a host and a database (libpq would
+    connect to its default database over the default socket).
+    """
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # its message quotes the URL
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION, "DATABASE_URL is not a URL SQLAlchemy can parse"
+        ) from None
+    name = parsed.drivername
+    try:
+        url = with_available_driver(url)
+        dialect: Any = sa.engine.make_url(url).get_dialect()
+        # SQLAlchemy 2 names it import_dbapi; 1.4 dbapi (both class methods).
+        (getattr(dialect, "import_dbapi", None) or dialect.dbapi)()
+    except Exception as exc:  # NoSuchModuleError, ImportError
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION,
+            f"DATABASE_URL names the dialect/driver {name!r}, which this image cannot load "
+            f"({type(exc).__name__}); install the driver or fix the URL's scheme",
+        ) from None
+    host = parsed.host or parsed.query.get("host") or parsed.query.get("unix_socket")
+    if parsed.get_backend_name() != "sqlite" and not host and not parsed.database:
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION,
+            "DATABASE_URL names neither a host nor a database; refusing to migrate the "
+            "driver's default database",
+        )
+    return url
+
+
 def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -71,14 +103,27 @@ def dialect_of(url: str) -> str:
 
 
 def configure_session_environment(
-    url: str, *, connect_timeout: int, lock_timeout: str | None, statement_timeout: str | None
+    url: str,
+    *,
+    connect_timeout: int,
+    lock_timeout: str | None,
+    statement_timeout: str | None,
+    lock_wait_seconds: float,
 ) -> None:
     """Session settings for every connection of this process, including env.py's own engine.
 
-    libpq reads ``PGOPTIONS`` and ``PGCONNECT_TIMEOUT`` from the environment, so the settings
-    reach connections the runner does not create itself.
+    PostgreSQL: libpq reads ``PGOPTIONS`` and ``PGCONNECT_TIMEOUT`` from the environment, so the
+    settings reach connections the runner does not create itself. MySQL/MariaDB have no such
+    variable: every new DBAPI connection of a MySQL driver gets ``lock_wait_timeout`` (metadata
+    locks: an ``ALTER TABLE`` behind a reader's open transaction, by default a day) and
+    ``innodb_lock_wait_timeout`` from ``lock_timeout`` (else ``lock_wait_seconds``).
     """
-    if dialect_of(url) != "postgresql":
+    backend = dialect_of(url)
+    if backend in ("mysql", "mariadb"):
+        seconds = pg_duration_seconds(lock_timeout) if lock_timeout else lock_wait_seconds
+        _set_mysql_lock_wait(max(1, math.ceil(seconds)))
+        return
+    if backend != "postgresql":
         return
     os.environ["PGCONNECT_TIMEOUT"] = str(max(connect_timeout, _MIN_PG_CONNECT_TIMEOUT))
     options = [os.environ.get("PGOPTIONS", "")]
@@ -87,6 +132,31 @@ def configure_session_environment(
     if statement_timeout:
         options.append(f"-c statement_timeout={statement_timeout}")
     os.environ["PGOPTIONS"] = " ".join(o for o in options if o)
+
+
+_PG_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "": 0.001}
+_MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql", "mariadb")
+
+
+def pg_duration_seconds(value: str) -> float:
+    """A PostgreSQL duration (``500ms``, ``5s``, ``2min``, ``1h``; bare numbers are ms)."""
+    digits = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return float(digits) * _PG_UNITS[value[len(digits) :]]
+
+
+def _set_mysql_lock_wait(seconds: int) -> None:
+    statement = f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if type(dbapi_connection).__module__.split(".")[0] not in _MYSQL_DRIVERS:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
+
+    sa.event.listen(sa.pool.Pool, "connect", on_connect)
 
 
 def create_engine(url: str, *, connect_timeout: int) -> Engine:
@@ -102,159 +172,16 @@ def create_engine(url: str, *, connect_timeout: int) -> Engine:
     )
 
 
-class DatabaseLock:
-    """The per-database migration lock, held on a dedicated session for the whole run.
-
-    PostgreSQL: ``pg_try_advisory_lock`` (database-scoped), polled until the bounded wait ends.
-    MySQL/MariaDB: ``GET_LOCK`` (server-scoped, so the name includes the database).
-    SQLite: no advisory locks; SQLite's own write lock serialises writers.
-    """
-
-    def __init__(self, engine: Engine, *, name: str, timeout_seconds: float) -> None:
-        self._engine = engine
-        self._name = name
-        self._timeout = timeout_seconds
-        self._connection: Connection | None = None
-        self._release_sql: tuple[str, dict[str, Any]] | None = None
-        self._early: EarlySession | None = None
-
-    def open_session_early(self) -> None:
-        """Start opening the lock's session in the background; :meth:`acquire` waits for it.
-
-        Only the connection (an idle session: no lock, no query, no snapshot) is made early, so
-        its round trips overlap the loading of the scripts; a connection error is still
-        reported by :meth:`acquire`, and a run that ends before it never sees one.
-        """
-        if self._early is None and self._engine.dialect.name in _ADVISORY_LOCK_BACKENDS:
-            self._early = EarlySession(self._engine)
-
-    def acquire(self) -> None:
-        backend = self._engine.dialect.name
-        if backend not in _ADVISORY_LOCK_BACKENDS:
-            log.info("%s has no advisory locks: relying on its own write lock", backend)
-            return
-        early, self._early = self._early, None
-        conn = early.wait() if early is not None else connect(self._engine)
-        self._connection = conn.execution_options(isolation_level="AUTOCOMMIT")
-        log.info("waiting up to %.0fs for the migration lock %r", self._timeout, self._name)
-        if backend == "postgresql":
-            self._acquire_postgresql(self._connection)
-        else:
-            self._acquire_mysql(self._connection)
-        log.info("migration lock %r acquired", self._name)
-
-    def _acquire_postgresql(self, conn: Connection) -> None:
-        # Poll instead of blocking in pg_advisory_lock: a blocked statement holds a snapshot,
-        # and the lock holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end — a
-        # deadlock PostgreSQL does not detect. Between polls this session holds nothing.
-        key = int.from_bytes(hashlib.sha256(self._name.encode()).digest()[:8], "big", signed=True)
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
-            except sa.exc.DBAPIError as exc:
-                raise self._classified(exc) from None
-            if got.scalar():
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RunnerFailure(
-                    Reason.LOCK_TIMEOUT,
-                    f"another migration holds the lock {self._name!r}; "
-                    f"gave up after {self._timeout:g}s",
-                )
-            time.sleep(min(_LOCK_POLL_SECONDS, remaining))
-        self._release_sql = ("SELECT pg_advisory_unlock(:key)", {"key": key})
-
-    def _acquire_mysql(self, conn: Connection) -> None:
-        database = self._engine.url.database or ""
-        name = f"{self._name}:{database}"[:64]
-        try:
-            got = conn.execute(
-                sa.text("SELECT GET_LOCK(:name, :timeout)"),
-                {"name": name, "timeout": self._timeout},
-            ).scalar()
-        except sa.exc.DBAPIError as exc:
-            raise self._classified(exc) from None
-        if got != 1:
-            raise RunnerFailure(
-                Reason.LOCK_TIMEOUT,
-                f"another migration holds the lock {name!r}; gave up after {self._timeout:g}s",
-            )
-        self._release_sql = ("SELECT RELEASE_LOCK(:name)", {"name": name})
-
-    def _classified(self, exc: sa.exc.DBAPIError) -> RunnerFailure:
-        reason = classify_error(exc, connecting=False)
-        if reason is Reason.LOCK_TIMEOUT:
-            return RunnerFailure(
-                reason,
-                f"another migration holds the lock {self._name!r}; "
-                f"gave up after {self._timeout:g}s",
-            )
-        return RunnerFailure(reason, f"could not take the migration lock: {describe(exc)}")
-
-    def release(self) -> None:
-        early, self._early = self._early, None
-        if early is not None:  # the run ended before it needed the lock
-            early.abandon()
-        conn, self._connection = self._connection, None
-        if conn is None:
-            return
-        try:
-            if self._release_sql is not None:
-                conn.execute(sa.text(self._release_sql[0]), self._release_sql[1])
-        except sa.exc.DBAPIError:
-            log.warning("could not release the migration lock; it ends with the session")
-        finally:
-            conn.close()
-
-
-class EarlySession:
-    """A connection opened by a background thread: :meth:`DatabaseLock.open_session_early`."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._mutex = threading.Lock()
-        self._abandoned = False
-        self._connection: Connection | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._open, name="alembic-operator-lock-session", daemon=True
-        )
-        self._thread.start()
-
-    def _open(self) -> None:
-        try:
-            conn = connect(self._engine)
-        except BaseException as exc:  # handed to the main thread by wait()
-            self._error = exc
-            return
-        with self._mutex:
-            if not self._abandoned:
-                self._connection = conn
-                return
-        conn.close()
-
-    def wait(self) -> Connection:
-        """The connection, or what connecting raised (``connect``'s RunnerFailure)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._connection is not None
-        return self._connection
-
-    def abandon(self) -> None:
-        """Close the connection when it arrives; do not wait for it."""
-        with self._mutex:
-            self._abandoned = True
-            conn, self._connection = self._connection, None
-        if conn is not None:
-            conn.close()
-
-
 def connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
+    except UnicodeError as exc:  # PyMySQL sends the user and password as latin-1
+        raise RunnerFailure(
+            Reason.INVALID_CONFIGURATION,
+            "the database driver cannot encode the user name or password of DATABASE_URL "
+            f"({type(exc).__name__}, {getattr(exc, 'encoding', '?')}); use characters its "
+            "protocol supports",
+        ) from None
     except sa.exc.DBAPIError as exc:
         # A server error code wins even here: a tiny statement_timeout can cancel the
         # dialect's first queries on a connection that did reach the server.
@@ -287,8 +214,35 @@ def classify_error(exc: BaseException, *, connecting: bool) -> Reason:
     return Reason.DATABASE_UNREACHABLE if lost else Reason.MIGRATION_FAILED
 
 
+# libpq reports connection-time refusals without a SQLSTATE: their text is all there is.
+_PG_REFUSALS = (
+    (
+        re.compile(r'password authentication failed|role "[^"]*" does not exist|no pg_hba\.conf'),
+        Reason.AUTHENTICATION_FAILED,
+    ),
+    (re.compile(r'database "[^"]*" does not exist'), Reason.DATABASE_NOT_FOUND),
+)
+_PG_CODES = {
+    "28P01": Reason.AUTHENTICATION_FAILED,  # invalid_password
+    "28000": Reason.AUTHENTICATION_FAILED,  # invalid_authorization_specification
+    "3D000": Reason.DATABASE_NOT_FOUND,  # invalid_catalog_name
+}
+_MYSQL_CODES = {
+    1044: Reason.AUTHENTICATION_FAILED,  # access denied to the database
+    1045: Reason.AUTHENTICATION_FAILED,  # access denied (wrong user or password)
+    1698: Reason.AUTHENTICATION_FAILED,  # access denied (auth plugin)
+    1049: Reason.DATABASE_NOT_FOUND,  # unknown database
+}
+
+
 def _reason_from_code(orig: object) -> Reason | None:
     pgcode = getattr(orig, "pgcode", None)
+    if pgcode is None and type(orig).__module__.split(".")[0] in ("psycopg2", "psycopg"):
+        for pattern, reason in _PG_REFUSALS:
+            if pattern.search(str(orig)):
+                return reason
+    if isinstance(pgcode, str) and pgcode in _PG_CODES:
+        return _PG_CODES[pgcode]
     if isinstance(pgcode, str):
         if pgcode == _PG_LOCK_NOT_AVAILABLE:
             return Reason.LOCK_TIMEOUT
@@ -298,6 +252,8 @@ def _reason_from_code(orig: object) -> Reason | None:
             return Reason.DATABASE_UNREACHABLE
         return None
     errno = _mysql_errno(orig)
+    if errno in _MYSQL_CODES:
+        return _MYSQL_CODES[errno]
     if errno == _MYSQL_LOCK_WAIT_TIMEOUT:
         return Reason.LOCK_TIMEOUT
     if errno in _MYSQL_STATEMENT_TIMEOUTS:
@@ -333,4 +289,11 @@ def describe(exc: BaseException) -> str:
         if statement:
             text += f" [SQL: {statement[:500]}]"
         return text
+    if isinstance(exc, RunnerFailure):
+        return exc.message
+    if isinstance(exc, SystemExit):
+        return (
+            f"SystemExit({exc.code!r}): a migration script or env.py called sys.exit() "
+            "(or a command-line tool in standalone mode); the migration did not finish"
+        )
     return f"{type(exc).__name__}: {exc}".strip()

@@ -6,16 +6,13 @@ else runs). The result goes to stdout (last line) and to the termination-message
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
-import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TextIO
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -30,18 +27,19 @@ from alembic_operator.core.revisions import (
     progress,
 )
 from alembic_operator.model.reasons import Reason
-from alembic_operator.model.results import PlanSummary, RunnerResult, encode_result
+from alembic_operator.model.results import PlanSummary, RunnerResult
 from alembic_operator.redaction import Redactor
 from alembic_operator.runner.database import (
-    DatabaseLock,
     RunnerFailure,
     classify_error,
     configure_session_environment,
     create_engine,
     describe,
     log,
-    with_available_driver,
+    usable_url,
 )
+from alembic_operator.runner.locking import DatabaseLock
+from alembic_operator.runner.output import redacted_output, report, write_sql
 from alembic_operator.runner.scripts import (
     current_revisions,
     load_config,
@@ -51,77 +49,58 @@ from alembic_operator.runner.scripts import (
     resolve_target,
     revision_graph,
 )
-from alembic_operator.runner.settings import RunnerSettings, SettingsError, parse_settings
-
-
-class RedactingStream(io.TextIOBase):
-    """A text stream that redacts everything written through it."""
-
-    def __init__(self, inner: TextIO, redactor: Redactor) -> None:
-        self._inner = inner
-        self._redactor = redactor
-
-    def write(self, text: str) -> int:
-        self._inner.write(self._redactor.redact(text))
-        return len(text)
-
-    def flush(self) -> None:
-        self._inner.flush()
-
-    def isatty(self) -> bool:
-        return self._inner.isatty()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._inner, "encoding", "utf-8")
-
-
-@contextlib.contextmanager
-def redacted_output(redactor: Redactor) -> Iterator[None]:
-    """Wrap stdout/stderr and route logging through them for the duration of a run."""
-    saved = sys.stdout, sys.stderr
-    sys.stdout = RedactingStream(saved[0], redactor)
-    sys.stderr = RedactingStream(saved[1], redactor)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        sys.stdout, sys.stderr = saved
+from alembic_operator.runner.settings import (
+    RunnerSettings,
+    SettingsError,
+    parse_settings,
+    termination_path,
+)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run once and return the exit code (documented in docs/runner.md)."""
     started = time.monotonic()
     env = os.environ if env is None else env
+    args = list(sys.argv[1:] if argv is None else argv)
     redactor = Redactor.for_url(env.get("DATABASE_URL"))
     with redacted_output(redactor):
         settings: RunnerSettings | None = None
         try:
-            settings = parse_settings(sys.argv[1:] if argv is None else argv, env)
+            try:
+                settings = parse_settings(args, env)
+            except SystemExit as exc:  # --help: argparse printed it, nothing runs
+                if exc.code in (0, None):
+                    return 0
+                raise
             result = run(settings)
         except SettingsError as exc:
             result = RunnerResult(Reason.INVALID_CONFIGURATION, message=str(exc))
-        except Exception as exc:  # a bug of ours must still produce a result
+        except BaseException as exc:
+            # A bug of ours, or sys.exit() in a script: either way a result is written, and
+            # only a result that says so is a success.
             log.exception("the runner failed unexpectedly")
-            result = RunnerResult(Reason.MIGRATION_FAILED, message=f"runner error: {describe(exc)}")
+            what = "the run ended early" if isinstance(exc, SystemExit) else "runner error"
+            result = RunnerResult(Reason.MIGRATION_FAILED, message=f"{what}: {describe(exc)}")
         result = replace(
             result,
             message=redactor.redact(result.message),
             duration_seconds=time.monotonic() - started,
         )
-        report(result, settings=settings, redactor=redactor)
+        report(
+            result,
+            settings=settings,
+            redactor=redactor,
+            fallback_path=termination_path(args, env),
+        )
     return int(result.exit_code)
 
 
 def run(settings: RunnerSettings) -> RunnerResult:
-    settings = replace(settings, database_url=with_available_driver(settings.database_url))
+    try:
+        url = usable_url(settings.database_url)
+    except RunnerFailure as failure:
+        return RunnerResult(failure.reason, mode=settings.mode, message=failure.message)
+    settings = replace(settings, database_url=url)
     if settings.workdir:
         try:
             os.chdir(settings.workdir)
@@ -135,6 +114,7 @@ def run(settings: RunnerSettings) -> RunnerResult:
         connect_timeout=settings.connect_timeout_seconds,
         lock_timeout=settings.pg_lock_timeout,
         statement_timeout=settings.pg_statement_timeout,
+        lock_wait_seconds=settings.lock_timeout_seconds,
     )
     engine = create_engine(settings.database_url, connect_timeout=settings.connect_timeout_seconds)
     lock = DatabaseLock(
@@ -177,7 +157,7 @@ def _run_locked(settings: RunnerSettings, lock: DatabaseLock) -> RunnerResult:
         lock.acquire()
     if settings.mode != "plan":
         # One env.py run reads the current revision (under the lock), classifies, and applies.
-        return _apply(settings, cfg=cfg, scripts=scripts, graph=graph, target=target)
+        return _apply(settings, cfg=cfg, scripts=scripts, graph=graph, target=target, lock=lock)
     current = _read_current(cfg, scripts)
     classified = _classify(settings, graph=graph, target=target, current=current)
     if classified.assessment is None or not classified.proceed:
@@ -242,7 +222,7 @@ def _read_current(cfg: Config, scripts: ScriptDirectory) -> tuple[str, ...]:
         raise _read_failure(exc) from None
 
 
-def _read_failure(exc: Exception) -> RunnerFailure:
+def _read_failure(exc: BaseException) -> RunnerFailure:
     if isinstance(exc, RunnerFailure):
         return exc
     reason = classify_error(exc, connecting=True)
@@ -268,7 +248,7 @@ def _plan(
             current=current,
             target=settings.revision,
         )
-    _write_sql(sql, settings.sql_file)
+    write_sql(sql, settings.sql_file)
     summary = PlanSummary(
         direction=assessment.direction,
         revisions=revisions,
@@ -279,28 +259,6 @@ def _plan(
     return replace(base, reason=Reason.PLANNED, plan=summary, message=f"plan: {assessment.message}")
 
 
-SQL_LINE_PREFIX = "SQL| "
-
-
-def _write_sql(sql: str, path: str | None) -> None:
-    """The offline SQL to ``path``; ``-prefixed`` writes each line to stdout behind a prefix.
-
-    Pod logs interleave stdout and stderr line by line; the prefix lets the operator take the
-    SQL back out of a plan Job's log without the log lines that surround it.
-    """
-    if path == "-prefixed":
-        for line in sql.splitlines():
-            sys.stdout.write(f"{SQL_LINE_PREFIX}{line}\n")
-        return
-    if path:
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(sql)
-    else:
-        sys.stdout.write(sql)
-        if sql and not sql.endswith("\n"):
-            sys.stdout.write("\n")
-
-
 def _apply(
     settings: RunnerSettings,
     *,
@@ -308,6 +266,7 @@ def _apply(
     scripts: ScriptDirectory,
     graph: RevisionGraph,
     target: Target,
+    lock: DatabaseLock,
 ) -> RunnerResult:
     classified: list[Classified] = []
 
@@ -317,7 +276,15 @@ def _apply(
         done = classified[-1]
         return done.assessment.direction if done.proceed and done.assessment else None
 
-    run = migrate_online(cfg, scripts, destination=target.spec, decide=decide)
+    locked = settings.lock == "advisory"
+    run = migrate_online(
+        cfg,
+        scripts,
+        destination=target.spec,
+        decide=decide,
+        guard=lock.guard_statements if locked else None,
+        before_step=lock.check if locked else None,
+    )
     if run.direction is None:  # nothing ran: a failure was a failure to read the revision
         if run.error is not None:
             raise _read_failure(run.error)
@@ -334,10 +301,16 @@ def _apply(
     done, first_missing = progress(assessment, graph, after=after)
     result = replace(base, to_revisions=after, applied_revisions=done)
     if error is not None:
-        where = f"revision {first_missing} failed" if first_missing else "the migration failed"
+        where = "the migration failed"
+        reason = classify_error(error, connecting=False)
+        if isinstance(error, RunnerFailure):  # the lock check stopped it
+            reason = error.reason
+            where = f"stopped before revision {first_missing}" if first_missing else where
+        elif first_missing:
+            where = f"revision {first_missing} failed"
         return replace(
             result,
-            reason=classify_error(error, connecting=False),
+            reason=reason,
             failed_revision=first_missing,
             message=f"{where}; database left at {', '.join(after) or 'base'}: {describe(error)}",
         )
@@ -352,26 +325,3 @@ def _apply(
             ),
         )
     return replace(result, message=f"{assessment.message}: {len(done)} revision(s)")
-
-
-def report(result: RunnerResult, *, settings: RunnerSettings | None, redactor: Redactor) -> None:
-    """Write the result to stdout (last line) and to the termination-message file."""
-    text = redactor.redact(encode_result(result))
-    log.info(
-        "%s: %s (%s) in %.2fs",
-        "succeeded" if result.succeeded else "failed",
-        result.reason.value,
-        result.message,
-        result.duration_seconds,
-    )
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-    path = settings.termination_message_path if settings else "/dev/termination-log"
-    explicit = settings.termination_message_path_explicit if settings else False
-    # Kubernetes creates the file in a pod; on a workstation the default path is left alone.
-    if explicit or os.path.exists(path):
-        try:
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(text)
-        except OSError as exc:
-            log.warning("cannot write the termination message to %s: %s", path, exc)

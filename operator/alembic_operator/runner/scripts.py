@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,10 +51,62 @@ def load_config(
 
 
 def load_scripts(cfg: Config) -> ScriptDirectory:
+    """The script directory, its revision map built; a broken graph is a clear failure.
+
+    Alembic only warns about a revision id defined by two files (and keeps one of them), and
+    raises a bare ``KeyError`` for a ``down_revision`` no file defines: both are refused here
+    with the files named.
+    """
     try:
-        return ScriptDirectory.from_config(cfg)
+        scripts = ScriptDirectory.from_config(cfg)
     except CommandError as exc:
         raise RunnerFailure(Reason.INVALID_CONFIGURATION, str(exc)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            scripts.get_heads()  # builds the revision map
+        except KeyError as exc:
+            raise RunnerFailure(Reason.MIGRATION_FAILED, _missing(scripts, exc)) from None
+    duplicated = sorted(
+        {m.group(1) for w in caught for m in [_DUPLICATE.match(str(w.message))] if m}
+    )
+    if duplicated:
+        raise RunnerFailure(Reason.MIGRATION_FAILED, _duplicates(scripts, duplicated))
+    return scripts
+
+
+_DUPLICATE = re.compile(r"Revision (\S+) is present more than once")
+
+
+def _files(scripts: ScriptDirectory) -> list[tuple[str, Any]]:
+    found = [(os.path.relpath(s.path, scripts.dir), s) for s in scripts._load_revisions()]
+    return sorted(found, key=lambda pair: pair[0])
+
+
+def _duplicates(scripts: ScriptDirectory, revisions: list[str]) -> str:
+    parts = []
+    for revision in revisions:
+        paths = [path for path, script in _files(scripts) if script.revision == revision]
+        parts.append(f"revision id {revision!r} is defined by {' and '.join(paths)}")
+    return (
+        "; ".join(parts) + ": each migration file needs its own revision id (give one of "
+        "them a new id and point its down_revision chain at the right parent)"
+    )
+
+
+def _missing(scripts: ScriptDirectory, exc: KeyError) -> str:
+    missing = str(exc.args[0]) if exc.args else "?"
+    referrers = []
+    for path, script in _files(scripts):
+        links = [script.down_revision, getattr(script, "dependencies", None)]
+        names = [n for link in links for n in ((link,) if isinstance(link, str) else link or ())]
+        if missing in names:
+            referrers.append(f"{path} ({script.revision})")
+    where = " and ".join(referrers) or "a migration file"
+    return (
+        f"{where} names {missing!r} as its down_revision or dependency, but no migration "
+        "file defines that revision (a missing or renamed file?)"
+    )
 
 
 def revision_graph(scripts: ScriptDirectory) -> RevisionGraph:
@@ -130,8 +184,8 @@ class OnlineRun:
     direction: str | None = None
     # The revisions read after the last step, on the same connection; None when not read.
     after: tuple[str, ...] | None = None
-    # What env.py raised, if anything.
-    error: Exception | None = None
+    # What env.py raised, if anything (SystemExit too: a script calling sys.exit()).
+    error: BaseException | None = None
 
 
 def migrate_online(
@@ -140,6 +194,8 @@ def migrate_online(
     *,
     destination: str,
     decide: Callable[[tuple[str, ...]], str | None],
+    guard: Callable[[Any], None] | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> OnlineRun:
     """Read the current revisions, let ``decide`` classify them, and run what it chose.
 
@@ -151,6 +207,11 @@ def migrate_online(
     on the same connection when it is outside a transaction (every step committed); otherwise
     ``after`` stays None and the caller reads them separately. Exceptions from ``decide`` are
     raised once env.py has finished.
+
+    ``guard`` gets the migration's connection before the heads are classified (the statement
+    lock, :mod:`alembic_operator.runner.locking`); the heads are read again after it, so a
+    statement that ended while it waited is seen. ``before_step`` runs before each revision
+    (the lock check) and stops the migration by raising.
     """
     run = OnlineRun()
     internal: list[BaseException] = []
@@ -160,8 +221,11 @@ def migrate_online(
             return _steps(scripts, run.direction, destination, heads)
         run.current = tuple(sorted(heads))
         try:
+            if guard is not None and context.connection is not None:
+                guard(context.connection)
+                _same_heads(run.current, tuple(sorted(context.get_current_heads())))
             run.direction = decide(run.current)
-        except BaseException as exc:  # our own bug: raised again after env.py
+        except BaseException as exc:  # a refusal or our own bug: raised again after env.py
             internal.append(exc)
             return []
         if run.direction is None:
@@ -169,7 +233,7 @@ def migrate_online(
         if not heads:  # what run_migrations does itself without dont_mutate
             context._ensure_version_table()
         steps = _steps(scripts, run.direction, destination, heads)
-        return _then_read_heads(steps, context, run)
+        return _then_read_heads(steps, context, run, before_step)
 
     try:
         with EnvironmentContext(
@@ -183,7 +247,7 @@ def migrate_online(
             dont_mutate=True,
         ):
             scripts.run_env()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a revision is a failure, not an end
         run.error = exc
     if internal:
         raise internal[0]
@@ -200,8 +264,23 @@ def _steps(
     return []
 
 
-def _then_read_heads(steps: list[Any], context: Any, run: OnlineRun) -> Iterator[Any]:
-    yield from steps
+def _same_heads(before: tuple[str, ...], now: tuple[str, ...]) -> None:
+    if before != now:
+        raise RunnerFailure(
+            Reason.LOCK_TIMEOUT,
+            f"the database moved from {', '.join(before) or 'base'} to {', '.join(now) or 'base'} "
+            "while the runner waited for a previous migration's statement to end; "
+            "nothing was changed (the Job tries again)",
+        )
+
+
+def _then_read_heads(
+    steps: list[Any], context: Any, run: OnlineRun, before_step: Callable[[], None] | None
+) -> Iterator[Any]:
+    for step in steps:
+        if before_step is not None:
+            before_step()
+        yield step
     # Alembic asks for the next step after the last one committed: read where the database is.
     # Inside a transaction (no transaction_per_migration, or an external one) a failed read
     # would abort the migrations' own transaction: leave it to the caller then.

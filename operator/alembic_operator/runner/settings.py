@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 ENV_PREFIX = "ALEMBIC_OPERATOR_"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -45,8 +47,15 @@ class RunnerSettings:
     expect_revisions: tuple[str, ...] | None = None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags are a SettingsError (an InvalidConfiguration result), not argparse's exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SettingsError(f"invalid command line: {message}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="alembic-operator migrate",
         description=(
             "Run Alembic to a target revision under a database lock and report one JSON result. "
@@ -118,6 +127,7 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> RunnerSetting
     url = env.get("DATABASE_URL", "")
     if not url:
         raise SettingsError("DATABASE_URL is not set: the runner reads the database URL from it")
+    _check_url(url)
     mode = pick(args.mode, "MODE", "apply")
     if mode not in ("apply", "plan"):
         raise SettingsError(f"{ENV_PREFIX}MODE must be apply or plan, not {mode!r}")
@@ -156,6 +166,36 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> RunnerSetting
     )
 
 
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL that cannot be read one way only; the message quotes no part of it."""
+    if not _URL_SCHEME.match(url):
+        raise SettingsError(
+            "DATABASE_URL is not a URL: expected dialect+driver:// followed by the user, "
+            "password, host and database"
+        )
+    authority = url.split("://", 1)[1].split("?", 1)[0]
+    if authority.count("@") > 1:
+        raise SettingsError(
+            "DATABASE_URL cannot be parsed unambiguously: it has more than one '@' before the "
+            "host; URL-escape '@' in the user name or password as %40 (and ':' '/' '%' as "
+            "%3A %2F %25)"
+        )
+
+
+def termination_path(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, bool]:
+    """Where the result goes when the settings themselves could not be parsed."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--termination-message-path="):
+            return arg.split("=", 1)[1], True
+        if arg == "--termination-message-path" and index + 1 < len(argv):
+            return argv[index + 1], True
+    path = env.get(ENV_PREFIX + "TERMINATION_MESSAGE_PATH")
+    return (path, True) if path else (DEFAULT_TERMINATION_MESSAGE_PATH, False)
+
+
 def _expected(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -185,6 +225,8 @@ def _number(value: str | None, name: str) -> float:
         number = float(value or "")
     except ValueError:
         raise SettingsError(f"{ENV_PREFIX}{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise SettingsError(f"{ENV_PREFIX}{name} must be a finite number, not {value!r}")
     if number <= 0:
         raise SettingsError(f"{ENV_PREFIX}{name} must be positive, not {value!r}")
     return number
