@@ -56,14 +56,6 @@ def assert_timeline(output: str) -> None:
         position = found.end()
 
 
-def test_sandbox_on_sqlite(tmp_path: Path) -> None:
-    done = run_sandbox(tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert_timeline(done.stdout)
-    assert "UNEXPECTED" not in done.stdout
-    assert not (tmp_path / "cluster").exists()  # the control plane's folder is removed
-
-
 @pytest.mark.postgresql
 def test_sandbox_on_postgresql_creates_its_database(tmp_path: Path) -> None:
     name = f"ao_sandbox_{uuid.uuid4().hex[:10]}"
@@ -84,9 +76,13 @@ def test_sandbox_on_postgresql_creates_its_database(tmp_path: Path) -> None:
         admin.close()
 
 
-def test_a_second_run_starts_from_a_fresh_database(tmp_path: Path) -> None:
+def test_sandbox_on_sqlite_twice_from_a_fresh_database(tmp_path: Path) -> None:
+    """Two runs in one workdir (each starts its own control plane: ≈30 s a run)."""
     first = run_sandbox(tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
+    assert_timeline(first.stdout)
+    assert "UNEXPECTED" not in first.stdout
+    assert not (tmp_path / "cluster").exists()  # the control plane's folder is removed
     again = run_sandbox(tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert_timeline(again.stdout)  # base -> head again, not "already at head"
