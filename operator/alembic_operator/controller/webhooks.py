@@ -26,7 +26,8 @@ from typing import Any
 import kopf
 
 from alembic_operator.controller.observers import parse_deployment
-from alembic_operator.core.gates import HELD_BY_ANNOTATION, admission_hold, format_held_by
+from alembic_operator.core.admission import admission_hold
+from alembic_operator.core.gates import HELD_BY_ANNOTATION, format_held_by
 
 log = logging.getLogger("alembic_operator.webhook")
 
