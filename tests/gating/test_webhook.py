@@ -178,13 +178,19 @@ def chart_webhook_configuration(cluster: Cluster, url_base: str) -> dict[str, An
     )  # fmt: skip
     (config,) = [o for o in rendered if o["kind"] == "MutatingWebhookConfiguration"]
     config["metadata"]["name"] = f"alembic-operator-{cluster.ns}"
-    (hook,) = config["webhooks"]
-    selected = [e for e in hook["namespaceSelector"]["matchExpressions"] if e["operator"] == "In"]
-    assert selected == [
-        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [cluster.ns]}
-    ]  # only this test's namespace: other tests never meet this webhook
-    path = hook["clientConfig"]["service"]["path"]
-    hook["clientConfig"] = {"url": f"{url_base}{path}", "caBundle": ca_bundle}
+    assert [h["name"] for h in config["webhooks"]] == [
+        "gate.deployments.alembic-operator.dev",
+        "gate.pods.alembic-operator.dev",
+    ]
+    for hook in config["webhooks"]:
+        selected = [
+            e for e in hook["namespaceSelector"]["matchExpressions"] if e["operator"] == "In"
+        ]
+        assert selected == [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [cluster.ns]}
+        ]  # only this test's namespace: other tests never meet this webhook
+        path = hook["clientConfig"]["service"]["path"]
+        hook["clientConfig"] = {"url": f"{url_base}{path}", "caBundle": ca_bundle}
     return config
 
 

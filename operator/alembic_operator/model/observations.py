@@ -105,6 +105,7 @@ class WorkloadPod:
     owner: tuple[str, str] | None = None
     gated: bool = False
     bound: bool = False  # spec.nodeName is set
+    held_by: tuple[str, ...] = ()  # the held-by annotation the webhook wrote
 
 
 @dataclass(frozen=True)
