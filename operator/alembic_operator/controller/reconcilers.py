@@ -206,7 +206,7 @@ class Reconciler:
             self.remember(ref.uid, (namespace, name))
             decision, migration, previous = await self._decide(body, ref)
             try:
-                written = await execute(
+                written, stored = await execute(
                     self._api,
                     decision,
                     ref=ref,
@@ -218,7 +218,7 @@ class Reconciler:
                 continue
             if migration is not None and written is not None:
                 # The webhook and Deployment events must see the status just written at once.
-                self.index.put(replace(migration, status=decision.status), resource_version=written)
+                self.index.put(replace(migration, status=stored), resource_version=written)
                 self.pods.check(namespace)  # pods may start once the status allows them
             return decision.requeue_after
         raise Conflict(f"{namespace}/{name}: status kept changing during {CONFLICT_RETRIES} tries")
