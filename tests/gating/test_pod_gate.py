@@ -19,6 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.cluster.fixtures import kubectl
 from tests.databases import Database
 from tests.gating.admission import Webhook, pod_gated, registered, webhook
 from tests.gating.helpers import (
@@ -30,7 +33,7 @@ from tests.gating.helpers import (
     wait_rolled_out,
 )
 from tests.gating.podwatch import Watcher
-from tests.operator.harness import Cluster, migration, stays
+from tests.operator.harness import Cluster, job_name_for, migration, stays
 
 __all__ = ["webhook"]
 GATE_LABEL = "alembic-operator.dev/migration"
@@ -164,3 +167,27 @@ async def test_upgrades_and_first_installs_never_start_a_version_before_its_migr
     for name, _, good in installs:
         if not good:
             assert watcher.started(name, image(BROKEN)) == [], name
+
+
+async def test_kubectl_rollout_resume_of_a_held_deployment_is_refused(
+    cluster: Cluster, webhook: Webhook, pg_database: Database
+) -> None:
+    await cluster.create_secret("shop-db", pg_database.url)
+    register_image(cluster, "1.0")
+    created = await cluster.create(gated_migration("shop", "1.0", deployments=("web",)))
+    running = cluster.kubelet.hold(job_name_for(created), at="start")
+    await cluster.wait_phase("shop", "Running")
+    async with registered(cluster, webhook):
+        await cluster.client.ok("POST", cluster.DEPLOYMENTS, deployment("web"))
+        with pytest.raises(AssertionError) as refused:
+            kubectl(cluster.control_plane, "-n", cluster.ns, "rollout", "resume", "deployment/web")
+        expected = (
+            f"held by DatabaseMigration {cluster.ns}/shop until it has Succeeded for image "
+            f"{image('1.0')} (now: Running)"
+        )
+        assert expected in str(refused.value), refused.value
+        assert (await get_deployment(cluster, "web"))["spec"]["paused"] is True
+        # The operator's own release after success goes through.
+        running.set()
+        await cluster.wait_phase("shop", "Succeeded")
+        await wait_rolled_out(cluster, "web", "1.0")
