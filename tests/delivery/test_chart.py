@@ -14,7 +14,12 @@ import pytest
 import yaml
 
 from alembic_operator.controller.handlers import DEFAULT_RUNNER_IMAGE
-from alembic_operator.controller.webhooks import WEBHOOK_CERT_DIR_ENV, WEBHOOK_ID, WEBHOOK_PORT_ENV
+from alembic_operator.controller.webhooks import (
+    POD_WEBHOOK_ID,
+    WEBHOOK_CERT_DIR_ENV,
+    WEBHOOK_ID,
+    WEBHOOK_PORT_ENV,
+)
 from tests.delivery.conftest import VALUE_SETS
 from tests.delivery.tools import (
     CHART,
@@ -346,7 +351,14 @@ def test_webhook_wiring(rendered: dict[str, str]) -> None:
     service = one(documents, "Service", "aop-alembic-operator-webhook")
     assert service["spec"]["ports"][0]["port"] == 443
     assert service["spec"]["ports"][0]["targetPort"] == "webhook"
-    (hook,) = one(documents, "MutatingWebhookConfiguration")["webhooks"]
+    hook, pods = one(documents, "MutatingWebhookConfiguration")["webhooks"]
+    # The pod webhook: pod CREATE at /gate-pods, never the operator's or its migration pods.
+    assert pods["clientConfig"]["service"]["path"] == f"/{POD_WEBHOOK_ID}"
+    assert [r["resources"] for r in pods["rules"]] == [["pods"]]
+    assert pods["rules"][0]["operations"] == ["CREATE"]
+    assert {"key": "alembic-operator.dev/migration-uid", "operator": "DoesNotExist"} in pods[
+        "objectSelector"
+    ]["matchExpressions"]
     assert hook["failurePolicy"] == "Ignore"
     assert hook["sideEffects"] == "None"
     assert hook["clientConfig"]["service"] == {
@@ -379,17 +391,17 @@ def test_webhook_self_signed_certificate(rendered: dict[str, str]) -> None:
     secret = one(documents, "Secret")
     assert secret["type"] == "kubernetes.io/tls"
     assert set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
-    (hook,) = one(documents, "MutatingWebhookConfiguration")["webhooks"]
-    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
-    assert hook["failurePolicy"] == "Fail"
+    for hook in one(documents, "MutatingWebhookConfiguration")["webhooks"]:  # Deployments, pods
+        assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+        assert hook["failurePolicy"] == "Fail"
     assert base64.b64decode(secret["data"]["tls.crt"]).startswith(b"-----BEGIN CERTIFICATE")
 
 
 def test_webhook_existing_secret(rendered: dict[str, str]) -> None:
     documents = docs(rendered["webhook-existing-secret"])
     assert not any(d["kind"] in ("Secret", "Certificate") for d in documents)
-    (hook,) = one(documents, "MutatingWebhookConfiguration")["webhooks"]
-    assert hook["clientConfig"]["caBundle"] == "Y2E="
+    for hook in one(documents, "MutatingWebhookConfiguration")["webhooks"]:  # Deployments, pods
+        assert hook["clientConfig"]["caBundle"] == "Y2E="
     pod = one(documents, "Deployment")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["webhook-tls"]["secret"]["secretName"] == "my-tls"

@@ -8,20 +8,19 @@ from typing import Any
 
 import pytest
 
+from alembic_operator.core.admission import admission_hold
 from alembic_operator.core.conditions import conditions_for_phase, find_condition
 from alembic_operator.core.gates import (
-    admission_hold,
     apply_gate,
     deployment_query,
     format_held_by,
     parse_held_by,
-    parse_image,
     release_deleted,
-    same_version,
     selector_matches,
     selector_string,
     verdict,
 )
+from alembic_operator.core.images import parse_image, same_version
 from alembic_operator.model.actions import (
     Decision,
     DeploymentRef,
@@ -259,7 +258,7 @@ RULE_CASES = [
     ids=[case[0] for case in RULE_CASES],
 )
 def test_rule(migration: Migration, images: tuple[str, ...], hold: bool, reason: Reason) -> None:
-    result = verdict(migration, migration.status, dep(images=images))
+    result = verdict(migration, migration.status, images)
     assert (result.hold, result.reason) == (hold, reason)
     assert result.failure is (reason is Reason.LOCK_TIMEOUT)
 

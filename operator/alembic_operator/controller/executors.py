@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import replace
 from typing import Any
 
 from alembic_operator.controller import metrics
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.core.gates import HELD_BY_ANNOTATION, format_held_by
-from alembic_operator.errors import AlreadyExists, JobConflict
+from alembic_operator.errors import AlreadyExists, Conflict, JobConflict
 from alembic_operator.model.actions import (
     Action,
     CreateConfigMap,
@@ -43,23 +44,36 @@ async def execute(
     ref: MigrationRef,
     previous: MigrationStatus,
     resource_version: str,
-) -> str | None:
+) -> tuple[str | None, MigrationStatus]:
     """Perform ``decision``; raises :class:`~alembic_operator.errors.Conflict` on a stale status.
 
-    Returns the resourceVersion the status patch produced (``None`` when nothing was written).
+    Returns the resourceVersion the status patch produced (``None`` when nothing was written)
+    and the status as written: a Job created here gets its uid in ``status.job``.
+
+    A hold whose Deployment changed meanwhile (409) does not stop the rest: the Job created
+    above must be recorded in this status write, or the retry would find it unrecorded and
+    report it adopted. The Conflict is raised after the write, so the reconcile looks again.
     """
+    status = decision.status
     for change in decision.changes:
         if isinstance(change, CreateJob):
-            await _create_job(api, change, ref=ref)
+            uid = await _create_job(api, change, ref=ref)
+            job = status.job
+            if job is not None and job.name == change.name and uid:
+                status = replace(status, job=replace(job, uid=uid))
         elif isinstance(change, CreateConfigMap):
             # Its name carries the plan's hash: one that exists is the same plan, written already.
             with contextlib.suppress(AlreadyExists):
                 await api.create_config_map(ref.namespace, change.manifest)
         elif isinstance(change, DeleteJob):
             await api.delete_job(ref.namespace, change.name)
+    stale: list[str] = []
     for hold in decision.holds:
-        await _hold(api, hold, namespace=ref.namespace, migration=ref.name)
-    patch = status_to_patch(decision.status)
+        try:
+            await _hold(api, hold, namespace=ref.namespace, migration=ref.name)
+        except Conflict:
+            stale.append(hold.name)
+    patch = status_to_patch(status)
     written = patch != status_to_patch(previous)
     stored_version = None
     if written:
@@ -73,7 +87,7 @@ async def execute(
         ref.name,
         uid=ref.uid,
         previous=previous,
-        current=decision.status,
+        current=status,
         written=written,
     )
     for release in decision.releases:
@@ -87,7 +101,9 @@ async def execute(
     }
     for event in decision.events:
         await _post(api, event, namespace=ref.namespace, migration=involved)
-    return str(stored_version) if stored_version is not None else None
+    if stale:
+        raise Conflict(f"Deployment(s) {', '.join(stale)} changed while being held")
+    return (str(stored_version) if stored_version is not None else None), status
 
 
 async def execute_releases(
@@ -154,9 +170,10 @@ async def _release(
     metrics.deployment_released(namespace, migration, action.name)
 
 
-async def _create_job(api: KubeApi, action: CreateJob, *, ref: MigrationRef) -> None:
+async def _create_job(api: KubeApi, action: CreateJob, *, ref: MigrationRef) -> str:
+    """Create the Job (or find ours under its name); its uid."""
     try:
-        await api.create_job(ref.namespace, action.manifest)
+        created = await api.create_job(ref.namespace, action.manifest)
     except AlreadyExists:
         # A create that timed out may have succeeded: ours means adoption, not a second Job.
         existing = await api.get_job(ref.namespace, action.name)
@@ -167,6 +184,8 @@ async def _create_job(api: KubeApi, action: CreateJob, *, ref: MigrationRef) -> 
         if ref.uid not in owners:
             raise JobConflict(f"Job {action.name} exists and is not owned by {ref.name}") from None
         log.info("Job %s/%s already existed with this owner: adopted", ref.namespace, action.name)
+        return str(((existing or {}).get("metadata") or {}).get("uid") or "")
+    return str((created.get("metadata") or {}).get("uid") or "")
 
 
 def _redacted(patch: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from alembic_operator.controller import metrics, webhooks
 from alembic_operator.controller.kubeapi import PLURAL, KubeApi
 from alembic_operator.controller.persistence import NoDiffBase, NoProgress, has_change_handlers
 from alembic_operator.controller.reconcilers import Reconciler
-from alembic_operator.controller.transport import credentials, load_client
+from alembic_operator.controller.transport import credentials, load_client, token_subject
 from alembic_operator.core.jobs import LABEL_MIGRATION_UID
 from alembic_operator.model.spec import GROUP, VERSION
 
@@ -62,9 +62,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     configure(settings)
     webhooks.configure(settings)  # the gate's admission webhook: off unless a port is given
     runner_image = os.environ.get(RUNNER_IMAGE_ENV) or DEFAULT_RUNNER_IMAGE
-    api = KubeApi(load_client())
+    client = load_client()
+    api = KubeApi(client)
     await api.open()  # one HTTP session for the operator's lifetime, closed in stop()
     memo["api"] = api
+    # The webhook lets the operator's own requests (its unpause) through: who it is.
+    memo["username"] = token_subject(credentials(client).token)
     memo["reconciler"] = Reconciler(api, runner_image=runner_image)
     logging.getLogger("alembic_operator").info("runner image: %s", runner_image)
     # A fresh registry per start; the port comes from --metrics-port (via the environment).
@@ -112,6 +115,12 @@ async def pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
     else:
         memo["api"].jobs.pod_seen(body)
     memo["reconciler"].trigger_uid(body.metadata.labels.get(LABEL_MIGRATION_UID))
+
+
+@kopf.on.event("v1", "pods")
+async def pod_gate_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # Pods the webhook gated wait here until their migration allows them (controller/podgates.py).
+    memo["reconciler"].pods.pod_event(type, body)
 
 
 @kopf.on.event("apps", "v1", "deployments")

@@ -54,6 +54,10 @@ class GateIndex:
         entry = self._by_namespace.get(namespace, {}).get(name)
         return entry.migration if entry else None
 
+    def migrations(self, namespace: str) -> dict[str, Migration]:
+        """Every migration of ``namespace`` by name (what the pod gate decides from)."""
+        return {name: e.migration for name, e in self._by_namespace.get(namespace, {}).items()}
+
     def gating(self, namespace: str, name: str, labels: Mapping[str, str]) -> list[Migration]:
         """The migrations whose gate covers the Deployment ``name`` (any gate mode)."""
         return [

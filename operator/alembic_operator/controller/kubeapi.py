@@ -42,6 +42,7 @@ from alembic_operator.controller.transport import (
 
 PLURAL = "databasemigrations"
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 EVENT_MESSAGE_LIMIT = 1024
 COMPONENT = "alembic-operator"
 # Key names of a Secret that exists are reused this long: a burst of migrations sharing one
@@ -283,6 +284,32 @@ class KubeApi(Transport):
                 body=body,
                 content_type=MERGE_PATCH,
                 what=f"patch Deployment {namespace}/{name}",
+            )
+        )
+
+    # --- pods of gated workloads (the pod gate) ---------------------------------------------
+
+    async def ungate_pod(
+        self, namespace: str, name: str, *, gate: str, annotation: str
+    ) -> dict[str, Any]:
+        """Remove the scheduling gate ``gate`` and the ``annotation`` from a pod.
+
+        A strategic merge patch deletes only this gate from ``spec.schedulingGates`` (others,
+        e.g. another controller's, stay) and needs no resourceVersion.
+        """
+        body = {
+            "metadata": {"annotations": {annotation: None}},
+            "spec": {"schedulingGates": [{"$patch": "delete", "name": gate}]},
+        }
+        return dict(
+            await self._call(
+                "patch",
+                PODS,
+                namespace,
+                name,
+                body=body,
+                content_type=STRATEGIC_PATCH,
+                what=f"remove the scheduling gate of pod {namespace}/{name}",
             )
         )
 

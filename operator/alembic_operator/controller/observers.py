@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from alembic_operator.controller.kubeapi import KubeApi
+from alembic_operator.core.admission import POD_GATE
 from alembic_operator.core.gates import HELD_BY_ANNOTATION, parse_held_by, selector_string
 from alembic_operator.core.jobs import (
     LABEL_ATTEMPT,
@@ -32,6 +33,7 @@ from alembic_operator.model.observations import (
     ObservedPod,
     SecretState,
     Termination,
+    WorkloadPod,
 )
 from alembic_operator.model.spec import KIND
 from alembic_operator.model.status import parse_time
@@ -103,6 +105,26 @@ async def observe_deployments(
             if named is not None:
                 found[name] = parse_deployment(named)
     return tuple(found.values())
+
+
+def parse_workload_pod(raw: Mapping[str, Any], *, namespace: str = "") -> WorkloadPod:
+    """A pod as the pod gate sees it (``namespace``: the request's, when the body has none)."""
+    meta = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    owner = next((o for o in meta.get("ownerReferences") or () if o.get("controller")), None)
+    gates = {str(g.get("name")) for g in spec.get("schedulingGates") or ()}
+    return WorkloadPod(
+        namespace=str(meta.get("namespace") or namespace),
+        name=str(meta.get("name") or ""),
+        uid=str(meta.get("uid") or ""),
+        resource_version=str(meta.get("resourceVersion") or ""),
+        labels=dict(meta.get("labels") or {}),
+        images=tuple(str(c.get("image")) for c in spec.get("containers") or () if c.get("image")),
+        owner=(str(owner.get("kind")), str(owner.get("name"))) if owner else None,
+        gated=POD_GATE in gates,
+        bound=bool(spec.get("nodeName")),
+        held_by=parse_held_by((meta.get("annotations") or {}).get(HELD_BY_ANNOTATION)),
+    )
 
 
 def parse_deployment(raw: Mapping[str, Any]) -> ObservedDeployment:

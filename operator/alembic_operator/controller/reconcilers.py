@@ -7,7 +7,9 @@ the next look. Watch events of Jobs and Pods find their migration through the ui
 those of Deployments through :class:`~alembic_operator.controller.indexes.GateIndex` (the
 migrations gating them) and their held-by annotation. Right after ``decide`` the rollout gate
 (:func:`~alembic_operator.core.gates.apply_gate`) adds its holds and releases. A reconcile that
-finds its migration gone releases the Deployments it held (deletion needs no finalizer).
+finds its migration gone releases the Deployments it held (deletion needs no finalizer). Pods
+of gated workloads wait in :class:`~alembic_operator.controller.podgates.PodGates`, checked
+after each status written.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from alembic_operator.controller.executors import execute, execute_releases
 from alembic_operator.controller.indexes import GateIndex
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.controller.observers import observe, parse_deployment
+from alembic_operator.controller.podgates import PodGates
 from alembic_operator.core.decisions import decide, observation_plan, reject_invalid
 from alembic_operator.core.gates import apply_gate, deployment_query, release_deleted
 from alembic_operator.errors import Conflict, OperatorError
@@ -58,6 +61,8 @@ class Reconciler:
         self._errors: dict[Key, int] = {}
         self._by_uid: dict[str, Key] = {}
         self.index = GateIndex()
+        # Pods of gated workloads wait on the same index; unknown holders are reconciled.
+        self.pods = PodGates(api, self.index, on_unknown=lambda ns, name: self.trigger((ns, name)))
         self._deployments: dict[Key, tuple[Any, ...]] = {}
         # The last migration parsed from a watch event, by key: (uid, resourceVersion, typed).
         # A reconcile of that same version reuses it instead of parsing the body again.
@@ -79,6 +84,7 @@ class Reconciler:
         if version:
             self._parsed[key] = (migration.ref.uid, version, migration)
         self.index.put(migration, resource_version=version)
+        self.pods.migration_seen(*key)
 
     def migration_deleted(self, key: Key) -> None:
         """Drop it from the index; the reconcile that follows releases what it held."""
@@ -150,6 +156,7 @@ class Reconciler:
         self.trigger(key)
 
     async def close(self) -> None:
+        await self.pods.close()
         for timer in self._timers.values():
             timer.cancel()
         workers = list(self._workers.values())
@@ -199,7 +206,7 @@ class Reconciler:
             self.remember(ref.uid, (namespace, name))
             decision, migration, previous = await self._decide(body, ref)
             try:
-                written = await execute(
+                written, stored = await execute(
                     self._api,
                     decision,
                     ref=ref,
@@ -211,7 +218,8 @@ class Reconciler:
                 continue
             if migration is not None and written is not None:
                 # The webhook and Deployment events must see the status just written at once.
-                self.index.put(replace(migration, status=decision.status), resource_version=written)
+                self.index.put(replace(migration, status=stored), resource_version=written)
+                self.pods.check(namespace)  # pods may start once the status allows them
             return decision.requeue_after
         raise Conflict(f"{namespace}/{name}: status kept changing during {CONFLICT_RETRIES} tries")
 
@@ -240,7 +248,8 @@ class Reconciler:
         return parse_migration(body)
 
     async def _release_deleted(self, namespace: str, name: str) -> None:
-        """The migration is gone: release the Deployments whose held-by names it."""
+        """The migration is gone: release the Deployments and pods whose held-by names it."""
+        self.pods.migration_gone(namespace, name)
         listed = [parse_deployment(raw) for raw in await self._api.list_deployments(namespace)]
         actions = release_deleted(name, listed)
         if actions:

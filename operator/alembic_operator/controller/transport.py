@@ -12,6 +12,7 @@ called lives in :mod:`alembic_operator.controller.kubeapi`; this module knows no
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -102,6 +103,23 @@ class Credentials:
         if not self.token:
             return None
         return f"{self.scheme or 'Bearer'} {self.token}"
+
+
+def token_subject(token: str | None) -> str | None:
+    """The username a ServiceAccount token authenticates as (its JWT ``sub``), if it is one.
+
+    Read without verifying the signature: only to recognise the operator's own requests at
+    admission (the apiserver did the authentication). ``None`` for other credentials.
+    """
+    parts = (token or "").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    subject = claims.get("sub") if isinstance(claims, dict) else None
+    return str(subject) if subject else None
 
 
 def credentials(config: Configuration) -> Credentials:

@@ -13,9 +13,10 @@ without the annotation (by a person) is never touched.
 
 :func:`apply_gate` runs right after :func:`~alembic_operator.core.decisions.decide` on its
 decision: it adds the hold/release actions, their Events (on the migration and on the
-Deployment), ``status.gate`` and the ``DeploymentsHeld`` condition. :func:`admission_hold` is
-the same rule for the mutating webhook; :func:`release_deleted` releases what a deleted
-migration held. Must not: do I/O, read the clock or import Kubernetes libraries.
+Deployment), ``status.gate`` and the ``DeploymentsHeld`` condition; :func:`release_deleted`
+releases what a deleted migration held. The same rule at admission (Deployments and pods) is
+:mod:`alembic_operator.core.admission`; image references are :mod:`alembic_operator.core.images`.
+Must not: do I/O, read the clock or import Kubernetes libraries.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alembic_operator.core.conditions import DesiredCondition, find_condition, next_conditions
+from alembic_operator.core.images import parse_image, same_version
 from alembic_operator.model.actions import (
     Action,
     Decision,
@@ -47,7 +49,6 @@ from alembic_operator.model.status import (
 )
 
 HELD_BY_ANNOTATION = f"{GROUP}/held-by"
-_DEFAULT_REGISTRY = "docker.io"
 
 
 # --- the held-by annotation ------------------------------------------------------------------
@@ -129,42 +130,6 @@ def deployment_query(migration: Migration) -> DeploymentQuery | None:
     return DeploymentQuery(names=names, selector=selector)
 
 
-# --- images ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    repository: str  # normalised: registry/path (docker.io/library/ for bare names)
-    tag: str | None
-    digest: str | None
-
-    @property
-    def version(self) -> str:
-        return "@".join(p for p in (self.tag, self.digest) if p) or "latest"
-
-
-def parse_image(reference: str) -> ImageRef:
-    name, _, digest = reference.strip().partition("@")
-    slash, colon = name.rfind("/"), name.rfind(":")
-    repository, tag = (name[:colon], name[colon + 1 :]) if colon > slash else (name, None)
-    parts = repository.split("/")
-    first = parts[0]
-    if len(parts) == 1 or ("." not in first and ":" not in first and first != "localhost"):
-        parts.insert(0, _DEFAULT_REGISTRY)
-    if parts[0] == _DEFAULT_REGISTRY and len(parts) == 2:
-        parts.insert(1, "library")
-    if tag is None and not digest:
-        tag = "latest"
-    return ImageRef(repository="/".join(parts), tag=tag, digest=digest or None)
-
-
-def same_version(a: ImageRef, b: ImageRef) -> bool:
-    """Same digest when both pin one, else the same tag."""
-    if a.digest and b.digest:
-        return a.digest == b.digest
-    return a.tag is not None and a.tag == b.tag
-
-
 # --- the rule ------------------------------------------------------------------------------------
 
 
@@ -179,9 +144,16 @@ class Verdict:
 
 
 def verdict(
-    migration: Migration, status: MigrationStatus, deployment: ObservedDeployment
+    migration: Migration,
+    status: MigrationStatus,
+    images: Sequence[str],
+    *,
+    what: str = "Deployment",
 ) -> Verdict:
-    """The rule for one gated Deployment, given the migration's (new) status."""
+    """The rule for one gated Deployment (or pod: ``what``) running ``images``.
+
+    ``status`` is the migration's (new) status.
+    """
     name, generation = migration.ref.name, migration.ref.generation
     current = status.observed_generation == generation
     if not (current and status.phase is Phase.SUCCEEDED):
@@ -209,7 +181,7 @@ def verdict(
     last = status.last_succeeded.image if status.last_succeeded else None
     if last and parse_image(last).repository == wanted.repository:
         wanted = parse_image(last)
-    running = [parse_image(i) for i in deployment.images]
+    running = [parse_image(i) for i in images]
     candidates = [i for i in running if i.repository == wanted.repository]
     if any(same_version(i, wanted) for i in candidates):
         return Verdict(
@@ -222,7 +194,7 @@ def verdict(
         True,
         Reason.IMAGE_MISMATCH,
         f"migration {name} succeeded for {wanted.repository}:{wanted.version}, but the "
-        f"Deployment runs {runs}; it is held until a migration for its image succeeds",
+        f"{what} runs {runs}; it is held until a migration for its image succeeds",
     )
 
 
@@ -247,7 +219,7 @@ def apply_gate(
     for d in sorted(deployments, key=lambda d: d.name):
         ours = me in d.held_by
         if is_active(gate) and selects(gate, d.name, d.labels):
-            v = verdict(migration, status, d)
+            v = verdict(migration, status, d.images)
             if v.hold:
                 if d.paused and not d.held_by:
                     left_alone.append(d.name)  # paused by a person: never touched
@@ -356,7 +328,7 @@ def _held_condition(
     )
 
 
-# --- deletion and admission ----------------------------------------------------------------------
+# --- deletion ----------------------------------------------------------------------
 
 
 def release_deleted(name: str, deployments: Iterable[ObservedDeployment]) -> tuple[Action, ...]:
@@ -383,42 +355,3 @@ def _release(d: ObservedDeployment, migration: str, *, how: str) -> tuple[Action
             deployment=DeploymentRef(d.name, d.uid),
         ),
     )
-
-
-@dataclass(frozen=True)
-class AdmissionHold:
-    """What the webhook adds to a Deployment request: ``spec.paused`` and the holders."""
-
-    held_by: tuple[str, ...]
-    message: str
-
-
-def admission_hold(
-    migrations: Iterable[Migration], deployment: ObservedDeployment, *, template_changed: bool
-) -> AdmissionHold | None:
-    """The rule inside a CREATE/UPDATE: hold a new template before any pod of it starts.
-
-    Only requests that create a Deployment or change its pod template are considered (the
-    operator's own pause/unpause patches change neither); ``None`` leaves the request untouched.
-    """
-    if not template_changed:
-        return None
-    if deployment.paused and not deployment.held_by:
-        return None  # paused by a person (or the manifest): never ours to hold or release
-    holders: list[str] = []
-    messages: list[str] = []
-    for m in sorted(migrations, key=lambda m: m.ref.name):
-        if not is_active(m.spec.gate) or not selects(
-            m.spec.gate, deployment.name, deployment.labels
-        ):
-            continue
-        v = verdict(m, m.status, deployment)
-        if v.hold:
-            holders.append(m.ref.name)
-            messages.append(v.message)
-    if not holders:
-        return None
-    names = tuple(dict.fromkeys((*deployment.held_by, *holders)))
-    if deployment.paused and names == deployment.held_by:
-        return None
-    return AdmissionHold(held_by=names, message="; ".join(messages))

@@ -88,6 +88,27 @@ class ObservedDeployment:
 
 
 @dataclass(frozen=True)
+class WorkloadPod:
+    """A pod of some workload, as the pod gate sees it (see :mod:`alembic_operator.core.admission`).
+
+    ``owner`` is its controller (kind, name), e.g. ``("ReplicaSet", "web-5d9c7b")``; ``images``
+    those of its containers (init containers excluded); ``gated`` whether it carries the
+    operator's scheduling gate. ``name`` is empty in a CREATE request with ``generateName``.
+    """
+
+    namespace: str
+    name: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    labels: Mapping[str, str] = field(default_factory=empty_mapping)
+    images: tuple[str, ...] = ()
+    owner: tuple[str, str] | None = None
+    gated: bool = False
+    bound: bool = False  # spec.nodeName is set
+    held_by: tuple[str, ...] = ()  # the held-by annotation the webhook wrote
+
+
+@dataclass(frozen=True)
 class DeploymentQuery:
     """The Deployments to look up: by name, and those matching a label selector."""
 
