@@ -13,7 +13,6 @@ Must not: reach anything but 127.0.0.1, or leave processes behind (everything is
 when the context ends; the control plane's processes also die with this one).
 """
 
-
 from __future__ import annotations
 
 import asyncio
