@@ -230,7 +230,8 @@ class TestKubelet:
             run.deleted.set()
         tasks = [r.task for r in self._pods.values() if r.task is not None]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.max_grace + 3)
+            # The grace, plus time for a container runtime to stop and remove containers.
+            _, pending = await asyncio.wait(tasks, timeout=self.max_grace + 10)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -497,6 +498,9 @@ class TestKubelet:
         deleted = asyncio.ensure_future(run.deleted.wait())
         try:
             await asyncio.wait([task, deleted], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()  # never leave it running unobserved
+            raise
         finally:
             deleted.cancel()
         if task.done() and not run.deleted.is_set():
