@@ -473,12 +473,18 @@ class TestKubelet:
                     await self._wait_deleted(run)
                     return
             run.initialized = True
-            codes = await self._until(
-                run,
-                asyncio.gather(
-                    *(self._run_restarting(run, c, i, init=False) for i, c in enumerate(containers))
-                ),
+            # Each container watches for the pod's deletion itself and stops within the grace
+            # period (cancelling them from here would cut the grace short).
+            results = await asyncio.gather(
+                *(self._run_restarting(run, c, i, init=False) for i, c in enumerate(containers)),
+                return_exceptions=True,
             )
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, Deleted):
+                    raise result
+            if any(isinstance(result, Deleted) for result in results):
+                raise Deleted
+            codes = [int(code) for code in results if isinstance(code, int)]
             run.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
             await self._write_status(run)
             await self._wait_deleted(run)
@@ -558,7 +564,9 @@ class TestKubelet:
                 return code
             status = (run.init_statuses if init else run.statuses)[index]
             status["restartCount"] = status.get("restartCount", 0) + 1
-            await asyncio.sleep(RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)])
+            await self._until(
+                run, asyncio.sleep(RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)])
+            )
             attempt += 1
 
     async def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
