@@ -259,5 +259,6 @@ class FaultProxy:
                 else:
                     async for chunk in upstream.content.iter_any():
                         await response.write(chunk)
-            await response.write_eof()
+            with contextlib.suppress(ConnectionResetError):  # the client left as it ended
+                await response.write_eof()
             return response

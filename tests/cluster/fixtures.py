@@ -6,6 +6,11 @@ from ``crds/``. The operator's identity is the chart's: its ServiceAccount and c
 are rendered with the real ``helm template`` and applied once; the operator under test then
 runs with a TokenRequest token of that ServiceAccount, so any request its RBAC does not allow
 is a 403 the test sees.
+
+Container mode: a test marked ``@pytest.mark.podman_kubelet`` gets a kubelet that runs its pods
+with the real podman from the images scripts/image.sh builds (``built_images``, once per
+session): the app image reference :data:`APP_IMAGE` is ``localhost/shop-app:dev``, the operator
+image :data:`OPERATOR_IMAGE` is ``localhost/alembic-operator:dev``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import re
 import secrets
 import ssl
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,9 @@ from tests.cluster.apiclient import ApiClient
 from tests.cluster.client import Client
 from tests.cluster.controlplane import REPO, SA_ISSUER, ControlPlane, write_kubeconfig
 from tests.cluster.kubelet import TestKubelet
+from tests.cluster.podman import APP_IMAGE as LOCAL_APP_IMAGE
+from tests.cluster.podman import IMAGES, LocalImage, PodmanError, build_images
+from tests.cluster.podman import OPERATOR_IMAGE as LOCAL_OPERATOR_IMAGE
 from tests.cluster.processes import ImageSpec
 
 TOOLS = REPO / ".tools" / "bin"
@@ -168,6 +177,22 @@ def default_images() -> dict[str, ImageSpec]:
     return {APP_IMAGE: ImageSpec(root=MIGRATIONS), OPERATOR_IMAGE: ImageSpec(root=REPO)}
 
 
+def container_images() -> dict[str, LocalImage]:
+    """The same references as :func:`default_images`, played by the real local images."""
+    return {
+        APP_IMAGE: LocalImage(LOCAL_APP_IMAGE),
+        OPERATOR_IMAGE: LocalImage(LOCAL_OPERATOR_IMAGE),
+    }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "podman_kubelet: the test kubelet runs pods as real podman containers of the images "
+        "scripts/image.sh builds (container mode)",
+    )
+
+
 # --- fixtures ----------------------------------------------------------------------------------
 
 
@@ -210,19 +235,42 @@ async def kube(control_plane: ControlPlane) -> AsyncIterator[Client]:
         yield Client(session)
 
 
+@pytest.fixture(scope="session")
+def built_images() -> tuple[str, ...]:
+    """The operator, app and base images, (re)built once per session by scripts/image.sh.
+
+    It is idempotent and its layer cache makes an up-to-date rebuild take seconds, so tests
+    always run images of the current tree, never a stale build. On a fresh machine it installs
+    buildah/podman and builds everything (minutes; docs/images.md). A failure fails the tests.
+    """
+    started = time.monotonic()
+    try:
+        output = build_images()
+    except PodmanError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    took = time.monotonic() - started
+    print(f"\nscripts/image.sh: {took:.1f} s\n{output[-600:]}")
+    return IMAGES
+
+
 @pytest.fixture
 async def kubelet(
-    control_plane: ControlPlane, namespace: str, tmp_path: Path
+    control_plane: ControlPlane, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[TestKubelet]:
-    """A test kubelet (its own Node) binding and running the pods of this test's namespace."""
+    """A test kubelet (its own Node) binding and running the pods of this test's namespace;
+    in container mode for a test marked ``podman_kubelet``."""
+    podman = request.node.get_closest_marker("podman_kubelet") is not None
+    if podman:
+        request.getfixturevalue("built_images")
     api = await ApiClient(control_plane.server, ssl_context=control_plane.ssl_context()).open()
     node = TestKubelet(
         api,
         node=f"node-{namespace}"[:63],
-        images=default_images(),
+        images=container_images() if podman else default_images(),
         workdir=tmp_path / "kubelet",
         ca=control_plane.ca,
         namespace=namespace,
+        runtime="podman" if podman else "processes",
     )
     await node.start()
     try:

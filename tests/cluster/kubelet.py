@@ -6,7 +6,8 @@ Test-only. It plays the two parts a real cluster has that the control plane here
   ``spec.schedulingGates`` (the scheduler leaves gated pods alone, and the apiserver refuses to
   bind them) is bound to this kubelet's Node through ``pods/binding``;
 - **the kubelet**: pods bound to its Node run their init containers in order, then their main
-  containers, as local processes (images map to local folders, see :mod:`.processes`); it writes
+  containers, as local processes (images map to local folders, see :mod:`.processes`) or, with
+  ``runtime="podman"``, as real containers of local images (:mod:`.runtimes`); it writes
   ``pods/status`` (phase, conditions, container states, exit codes, termination messages),
   restarts containers of ``restartPolicy: Always``/``OnFailure`` pods with a back-off, ends a
   deleted pod's processes within its grace period and then removes the pod (``DELETE`` with
@@ -15,8 +16,8 @@ Test-only. It plays the two parts a real cluster has that the control plane here
 
 Job, ReplicaSet and Deployment logic is not here: the real controllers run in
 kube-controller-manager. Simplifications: probes are not run (a running container is ready);
-only ``emptyDir`` volumes get content (other volumes are empty folders); ``securityContext`` is
-not enforced (the container mode of the image tests does that); resources are not limited.
+only ``emptyDir`` volumes get content (other volumes are empty folders); in process mode
+``securityContext`` is not enforced (container mode enforces it); resources are not limited.
 
 :meth:`TestKubelet.hold` stops pods of a Job (or a pod name) at a point — before any container
 starts, or after the main container exited but before that is reported — so tests observe
@@ -40,25 +41,26 @@ from aiohttp import web
 from tests.cluster.apiclient import ApiClient, KubeletApiError, pod_path
 from tests.cluster.controlplane import free_port
 from tests.cluster.pki import CertificateAuthority
+from tests.cluster.podman import LocalImage, empty_dir
 from tests.cluster.processes import (
-    DEFAULT_TERMINATION_PATH,
     ConfigError,
     ImageSpec,
-    PathRewriter,
     StartError,
-    base_environment,
-    build_argv,
     decode_data,
-    exit_code_of,
     read_termination_message,
     resolve_env,
-    start_process,
-    stop_process,
-    working_directory,
+)
+from tests.cluster.runtimes import (
+    ImagePullError,
+    Launch,
+    PodmanRuntime,
+    ProcessRuntime,
+    Started,
 )
 
 logger = logging.getLogger(__name__)
 HoldPoint = Literal["start", "exit"]
+Runtime = Literal["processes", "podman"]
 MERGE_PATCH = "application/merge-patch+json"
 RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
@@ -80,6 +82,7 @@ class ContainerRun:
     env: dict[str, str]
     pid: int | None = None
     exit_code: int | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)  # podman inspect
 
 
 class Deleted(Exception):
@@ -174,15 +177,21 @@ class TestKubelet:
         api: ApiClient,
         *,
         node: str,
-        images: Mapping[str, ImageSpec],
+        images: Mapping[str, ImageSpec | LocalImage],
         workdir: Path,
         ca: CertificateAuthority,
         namespace: str | None = None,
         max_grace: float = 5.0,
+        runtime: Runtime = "processes",
     ) -> None:
+        """``images``: image reference -> :class:`ImageSpec` (a local folder; process mode) or
+        :class:`LocalImage` (a real local image; ``runtime="podman"``)."""
         self.api = api
         self.node = node
-        self.images = dict(images)
+        self.images: dict[str, ImageSpec | LocalImage] = dict(images)
+        self.runtime: ProcessRuntime | PodmanRuntime = (
+            PodmanRuntime(str(workdir.resolve())) if runtime == "podman" else ProcessRuntime()
+        )
         self.workdir = workdir
         self.namespace = namespace
         self.max_grace = max_grace
@@ -201,6 +210,7 @@ class TestKubelet:
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        await self.runtime.cleanup()  # a previous kubelet's of the same work folder
         await self._serve_logs()
         await self._register_node()
         base = "/api/v1" if self.namespace is None else f"/api/v1/namespaces/{self.namespace}"
@@ -220,13 +230,15 @@ class TestKubelet:
             run.deleted.set()
         tasks = [r.task for r in self._pods.values() if r.task is not None]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.max_grace + 3)
+            # The grace, plus time for a container runtime to stop and remove containers.
+            _, pending = await asyncio.wait(tasks, timeout=self.max_grace + 10)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.runtime.cleanup()
         if self._runner is not None:
             await self._runner.cleanup()
         with contextlib.suppress(KubeletApiError):
@@ -290,7 +302,7 @@ class TestKubelet:
                     "bootID": "",
                     "kernelVersion": "",
                     "osImage": "test kubelet",
-                    "containerRuntimeVersion": "local://processes",
+                    "containerRuntimeVersion": self.runtime.name,
                     "kubeProxyVersion": "",
                 },
             }
@@ -461,12 +473,18 @@ class TestKubelet:
                     await self._wait_deleted(run)
                     return
             run.initialized = True
-            codes = await self._until(
-                run,
-                asyncio.gather(
-                    *(self._run_restarting(run, c, i, init=False) for i, c in enumerate(containers))
-                ),
+            # Each container watches for the pod's deletion itself and stops within the grace
+            # period (cancelling them from here would cut the grace short).
+            results = await asyncio.gather(
+                *(self._run_restarting(run, c, i, init=False) for i, c in enumerate(containers)),
+                return_exceptions=True,
             )
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, Deleted):
+                    raise result
+            if any(isinstance(result, Deleted) for result in results):
+                raise Deleted
+            codes = [int(code) for code in results if isinstance(code, int)]
             run.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
             await self._write_status(run)
             await self._wait_deleted(run)
@@ -486,6 +504,9 @@ class TestKubelet:
         deleted = asyncio.ensure_future(run.deleted.wait())
         try:
             await asyncio.wait([task, deleted], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()  # never leave it running unobserved
+            raise
         finally:
             deleted.cancel()
         if task.done() and not run.deleted.is_set():
@@ -526,8 +547,7 @@ class TestKubelet:
 
     def _make_volumes(self, run: PodRun) -> None:
         for volume in run.spec.get("volumes") or []:
-            local = run.directory / "volumes" / str(volume["name"])
-            local.mkdir(parents=True, exist_ok=True)
+            local = empty_dir(run.directory / "volumes" / str(volume["name"]))
             run.mounts[str(volume["name"])] = local
         (run.directory / "logs").mkdir(parents=True, exist_ok=True)
         (run.directory / "termination").mkdir(parents=True, exist_ok=True)
@@ -544,7 +564,9 @@ class TestKubelet:
                 return code
             status = (run.init_statuses if init else run.statuses)[index]
             status["restartCount"] = status.get("restartCount", 0) + 1
-            await asyncio.sleep(RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)])
+            await self._until(
+                run, asyncio.sleep(RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)])
+            )
             attempt += 1
 
     async def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
@@ -564,102 +586,111 @@ class TestKubelet:
         status = (run.init_statuses if init else run.statuses)[index]
         image = self._image(str(container.get("image")))
         if image is None:
-            status["state"] = {
-                "waiting": {
-                    "reason": "ErrImagePull",
-                    "message": f"image {container.get('image')!r} is not known to the test "
-                    "kubelet (map it to a folder in its images)",
-                }
-            }
-            await self._write_status(run)
-            await run.deleted.wait()
-            raise Deleted
-        while True:
-            try:
-                own_env = await resolve_env(container, run.pod, self._lookup)
-                break
-            except ConfigError as exc:
-                status["state"] = {
-                    "waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}
-                }
-                await self._write_status(run)
-                await self._until(run, asyncio.sleep(0.2))
+            await self._image_pull_error(
+                run,
+                status,
+                f"image {container.get('image')!r} is not known to the test kubelet (map it to "
+                "a local image in its images)",
+            )
         prefix = "init-" if init else ""
         termination = run.directory / "termination" / f"{prefix}{name}"
-        termination.write_bytes(b"")
-        mapping = {
-            str(container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH): str(
-                termination
-            )
-        }
-        for mount in container.get("volumeMounts") or []:
-            local = run.mounts.get(str(mount.get("name")))
-            if local is not None:
-                target = local / str(mount["subPath"]) if mount.get("subPath") else local
-                target.mkdir(parents=True, exist_ok=True)
-                mapping[str(mount["mountPath"])] = str(target)
-        rewriter = PathRewriter(mapping)
-        tmp = rewriter.local_dir("/tmp") if "/tmp" in rewriter.mapping else None
-        env = base_environment(run.name, tmp)
-        env.update(image.env)
-        env.update({key: rewriter.rewrite(value) for key, value in own_env.items()})
         log_path = run.directory / "logs" / f"{prefix}{name}.log"
         self._logs[(run.namespace, run.name, name)] = log_path
-        started_at = now()
-        try:
-            argv = build_argv(container, image, env, rewriter)
-            cwd = working_directory(container, image, rewriter)
-            process = await start_process(argv, cwd, env, log_path)
-        except StartError as exc:
-            status["state"] = {
-                "terminated": {
-                    "exitCode": 128,
-                    "reason": exc.reason,
-                    "message": str(exc),
-                    "startedAt": started_at,
-                    "finishedAt": now(),
-                }
-            }
-            await self._write_status(run)
-            return 128
-        record = ContainerRun(
-            run.namespace, run.job, run.name, name, argv, str(cwd), env, process.pid
-        )
-        self.runs.append(record)
-        policy = str(container.get("terminationMessagePolicy") or "File")
-        try:
-            if not init:
-                run.phase = "Running"
-            status.update(
-                state={"running": {"startedAt": started_at}},
-                started=True,
-                ready=not init,
-                containerID=f"local://{run.pod['metadata']['uid']}/{name}",
-                imageID=f"local://{container.get('image')}",
-            )
-            await self._write_status(run)
+        while True:
+            started_at = now()
             try:
-                code = await self._until(run, process.wait())
-                code = exit_code_of(code)
-                gate = None if init else self._hold_of(run, "exit")
-                if gate is not None:
-                    await self._until(run, gate.wait())
-            except Deleted:
-                grace = run.pod["metadata"].get("deletionGracePeriodSeconds")
-                if grace is None:
-                    grace = run.spec.get("terminationGracePeriodSeconds", 30)
-                code = await stop_process(process, min(float(grace), self.max_grace))
-                record.exit_code = code
-                self._terminated(status, code, termination, policy, log_path, started_at)
-                raise
+                own_env = await resolve_env(container, run.pod, self._lookup)
+                termination.write_bytes(b"")
+                launch = Launch(
+                    run.pod, container, init, own_env, dict(run.mounts), termination, log_path
+                )
+                started = await self.runtime.start(launch, image)
+                break
+            except ConfigError as exc:
+                status["state"] = {"waiting": {"reason": exc.reason, "message": str(exc)}}
+                await self._write_status(run)
+                await self._until(run, asyncio.sleep(0.2))
+            except ImagePullError as exc:
+                await self._image_pull_error(run, status, str(exc))
+            except StartError as exc:
+                return await self._start_error(run, status, exc, started_at)
+        record = ContainerRun(
+            run.namespace, run.job, run.name, name, started.argv, started.cwd, started.env,
+            started.pid,
+        )  # fmt: skip
+        self.runs.append(record)
+        try:
+            return await self._supervise(run, status, started, record, launch, started_at)
+        except StartError as exc:  # the runtime could not start it after all
+            return await self._start_error(run, status, exc, started_at)
+        finally:
+            record.details = started.details
+            # Release it (podman: remove the container), also when the pod's task is cancelled.
+            await asyncio.shield(started.close())
+
+    async def _supervise(
+        self,
+        run: PodRun,
+        status: dict[str, Any],
+        started: Started,
+        record: ContainerRun,
+        launch: Launch,
+        started_at: str,
+    ) -> int:
+        policy = str(launch.container.get("terminationMessagePolicy") or "File")
+        termination, log_path = launch.termination, launch.log_path
+        if not launch.init:
+            run.phase = "Running"
+        status.update(
+            state={"running": {"startedAt": started_at}},
+            started=True,
+            ready=not launch.init,
+            containerID=started.container_id,
+            imageID=started.image_id,
+        )
+        await self._write_status(run)
+        try:
+            code = await self._until(run, started.wait())
+            gate = None if launch.init else self._hold_of(run, "exit")
+            if gate is not None:
+                await self._until(run, gate.wait())
+        except Deleted:
+            grace = run.pod["metadata"].get("deletionGracePeriodSeconds")
+            if grace is None:
+                grace = run.spec.get("terminationGracePeriodSeconds", 30)
+            code = await started.stop(min(float(grace), self.max_grace))
             record.exit_code = code
             self._terminated(status, code, termination, policy, log_path, started_at)
-            await self._write_status(run)
-            return int(code)
-        finally:
-            if process.returncode is None:  # cancelled: never leave a process behind
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
+            raise
+        record.exit_code = code
+        self._terminated(status, code, termination, policy, log_path, started_at)
+        if started.details.get("reason") == "OOMKilled":
+            status["state"]["terminated"]["reason"] = "OOMKilled"
+        await self._write_status(run)
+        return int(code)
+
+    async def _image_pull_error(self, run: PodRun, status: dict[str, Any], message: str) -> None:
+        """ErrImagePull until the pod is deleted (then :class:`Deleted`)."""
+        status["state"] = {"waiting": {"reason": "ErrImagePull", "message": message}}
+        await self._write_status(run)
+        await run.deleted.wait()
+        raise Deleted
+
+    async def _start_error(
+        self, run: PodRun, status: dict[str, Any], exc: StartError, started_at: str
+    ) -> int:
+        status["state"] = {
+            "terminated": {
+                "exitCode": 128,
+                "reason": exc.reason,
+                "message": str(exc),
+                "startedAt": started_at,
+                "finishedAt": now(),
+            }
+        }
+        status["ready"] = False
+        await self._write_status(run)
+        return 128
 
     @staticmethod
     def _terminated(
@@ -681,7 +712,7 @@ class TestKubelet:
             state["message"] = message
         status.update(state={"terminated": state}, ready=False)
 
-    def _image(self, reference: str) -> ImageSpec | None:
+    def _image(self, reference: str) -> ImageSpec | LocalImage | None:
         if reference in self.images:
             return self.images[reference]
         bare = reference.split("@", 1)[0]

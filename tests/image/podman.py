@@ -7,42 +7,51 @@ the test with the reason and the command that fixes it; image tests are never sk
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-IMAGE_SCRIPT = REPO / "scripts" / "image.sh"
-# The names scripts/image.sh builds (same environment overrides).
-BASE_IMAGE = os.environ.get("BASE_IMAGE", "localhost/python:3.11-slim-bookworm")
-OPERATOR_IMAGE = os.environ.get("OPERATOR_IMAGE", "localhost/alembic-operator:dev")
-APP_IMAGE = os.environ.get("APP_IMAGE", "localhost/shop-app:dev")
-IMAGES = (BASE_IMAGE, OPERATOR_IMAGE, APP_IMAGE)
+from tests.cluster.controlplane import REPO
+from tests.cluster.podman import (
+    APP_IMAGE,
+    BASE_IMAGE,
+    IMAGE_SCRIPT,
+    IMAGES,
+    OPERATOR_IMAGE,
+    PodmanError,
+    podman_sync,
+)
+from tests.cluster.podman import podman_path as _podman_path
+
+__all__ = ["APP_IMAGE", "BASE_IMAGE", "IMAGES", "IMAGE_SCRIPT", "OPERATOR_IMAGE", "REPO"]
 # The UID/GID both Dockerfiles run as (USER 65532:65532), which the chart's runAsNonRoot checks.
 NONROOT = "65532:65532"
-# The restricted securityContext, as podman flags: readOnlyRootFilesystem, capabilities drop ALL,
+# The restricted securityContext, as podman flags: readOnlyRootFilesystem (without podman's own
+# tmpfs on /tmp, which a Kubernetes container does not get), capabilities drop ALL,
 # allowPrivilegeEscalation false. seccompProfile RuntimeDefault is podman's default profile.
-RESTRICTED = ("--read-only", "--cap-drop=ALL", "--security-opt", "no-new-privileges")
+RESTRICTED = (
+    "--read-only",
+    "--read-only-tmpfs=false",
+    "--cap-drop=ALL",
+    "--security-opt",
+    "no-new-privileges",
+)
 
 
 def podman_path() -> str:
-    path = shutil.which("podman")
-    if path is None:
-        pytest.fail("podman is not installed: run scripts/image.sh (make image)", pytrace=False)
-    return path
+    try:
+        return _podman_path()
+    except PodmanError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def podman(
     *args: str, timeout: float = 120, check: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``podman ARGS``; with ``check`` a non-zero exit fails the test with its output."""
-    result = subprocess.run(
-        [podman_path(), *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    podman_path()
+    result = podman_sync(*args, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(
             f"podman {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}",

@@ -1,20 +1,17 @@
 """One pod of a migration Job, run container by container with the real podman.
 
 Just enough of a kubelet to prove the Job spec core/jobs.py writes against a real container
-runtime: each field the Job's pod uses becomes the podman flag that means the same, and a field
-this does not know fails the test (so a change to the Job spec is noticed here, not ignored):
-
-  command -> --entrypoint '[...]', args -> trailing arguments, env (value, secretKeyRef) -> -e,
-  workingDir -> --workdir, emptyDir -> a host folder (mode 0777, as the kubelet makes it),
-  terminationMessagePath -> a bind-mounted host file, readOnlyRootFilesystem -> --read-only,
-  capabilities.drop ALL -> --cap-drop=ALL, allowPrivilegeEscalation false -> no-new-privileges,
-  runAsNonRoot -> the image's USER must be numeric and not 0 (then it runs as that user),
-  seccompProfile RuntimeDefault -> podman's default seccomp profile.
+runtime, without a cluster: each field the Job's pod uses becomes the podman flag that means the
+same, by the translation the test kubelet's container mode uses too
+(:func:`tests.cluster.podman.container_flags`: command, args, env, workingDir, emptyDir as a
+0777 host folder, the termination file, the securityContext). A field this does not know fails
+the test (so a change to the Job spec is noticed here, not ignored), and so does a
+securityContext other than the restricted one the chart promises.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.podman import container_flags, empty_dir, termination_file
+from tests.cluster.processes import ConfigError, resolve_env
 from tests.image.podman import image_config, podman
 
 POD_FIELDS = {
@@ -63,30 +62,12 @@ def _unknown(kind: str, found: Mapping[str, Any], known: set[str]) -> None:
         pytest.fail(f"the Job's {kind} has fields tests/image/pods.py cannot run: {sorted(extra)}")
 
 
-def _user(image: str) -> str:
-    """runAsNonRoot: the kubelet runs the image's USER and refuses a non-numeric or root one."""
-    user = str(image_config(image).get("User", ""))
-    uid = user.partition(":")[0]
-    assert uid.isdigit() and int(uid) != 0, f"{image}: USER {user!r} fails runAsNonRoot"
-    return user
-
-
-def _security_flags(context: Mapping[str, Any], image: str) -> list[str]:
-    expected = {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-    }
-    assert dict(context) == expected, f"securityContext changed: {context}"
-    return [
-        "--user",
-        _user(image),
-        "--read-only",
-        "--cap-drop=ALL",
-        "--security-opt",
-        "no-new-privileges",
-    ]
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+}
 
 
 def run_pod(
@@ -106,20 +87,29 @@ def run_pod(
     volumes: dict[str, Path] = {}
     for volume in pod["volumes"]:
         assert set(volume) == {"name", "emptyDir"}, f"not an emptyDir: {volume}"
-        folder = workdir / "volumes" / volume["name"]
-        folder.mkdir(parents=True)
-        folder.chmod(0o777)  # the kubelet's emptyDir: writable by any UID
-        volumes[volume["name"]] = folder
+        volumes[volume["name"]] = empty_dir(workdir / "volumes" / volume["name"])
     runs = []
     for container in [*pod.get("initContainers", []), *pod["containers"]]:
-        run = _run_container(container, volumes, secrets, workdir, network)
+        run = _run_container(pod, container, volumes, secrets, workdir, network)
         runs.append(run)
         if run.exit_code != 0:
             break
     return runs
 
 
+def _env(container: Mapping[str, Any], secrets: Mapping[tuple[str, str], str]) -> dict[str, str]:
+    """The container's env as the kubelet resolves it, Secrets read from ``secrets``."""
+
+    async def lookup(kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        assert kind == "Secret", f"the Job's pod reads a {kind}"
+        found = {key: value for (secret, key), value in secrets.items() if secret == name}
+        return found or None
+
+    return asyncio.run(resolve_env(container, {"metadata": {"namespace": "shop"}}, lookup))
+
+
 def _run_container(
+    pod: Mapping[str, Any],
     container: Mapping[str, Any],
     volumes: Mapping[str, Path],
     secrets: Mapping[tuple[str, str], str],
@@ -127,27 +117,23 @@ def _run_container(
     network: str,
 ) -> ContainerRun:
     _unknown("container", container, CONTAINER_FIELDS)
+    assert container["securityContext"] == RESTRICTED_CONTAINER, container["securityContext"]
     image = container["image"]
-    termination = workdir / f"{container['name']}.termination-log"
-    termination.touch()
-    termination.chmod(0o666)
-    flags = ["--rm", f"--network={network}"]
-    flags += _security_flags(container["securityContext"], image)
-    for mount in container["volumeMounts"]:
-        flags += ["-v", f"{volumes[mount['name']]}:{mount['mountPath']}"]
-    flags += ["-v", f"{termination}:{container['terminationMessagePath']}"]
-    for env in container.get("env", []):
-        if "value" in env:
-            value = env["value"]
-        else:
-            ref = env["valueFrom"]["secretKeyRef"]
-            value = secrets[(ref["name"], ref["key"])]
-        flags += ["-e", f"{env['name']}={value}"]
-    if "workingDir" in container:
-        flags += ["--workdir", container["workingDir"]]
-    flags += ["--entrypoint", json.dumps(container["command"])]
+    termination = termination_file(workdir / f"{container['name']}.termination-log")
     try:
-        result = podman("run", *flags, image, *container.get("args", []), timeout=300)
+        flags, args = container_flags(
+            {"spec": pod},
+            container,
+            env=_env(container, secrets),
+            volumes=volumes,
+            termination=termination,
+            image_user=str(image_config(image).get("User", "")),
+            network=network,
+        )
+    except ConfigError as exc:  # e.g. runAsNonRoot and an image running as root
+        pytest.fail(f"container {container['name']} ({image}) cannot run: {exc}")
+    try:
+        result = podman("run", "--rm", *flags, image, *args, timeout=300)
     except subprocess.TimeoutExpired:
         pytest.fail(f"container {container['name']} ({image}) ran for more than 300 s")
     return ContainerRun(

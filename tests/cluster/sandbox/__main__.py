@@ -34,9 +34,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the cluster running afterwards (kubectl works against it) until Ctrl-C",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("processes", "podman"),
+        default="processes",
+        help="how the test kubelet runs pods: local processes (default), or real containers "
+        "with podman from the images `make image` builds (needs a PostgreSQL --database-url)",
+    )
     args = parser.parse_args(argv)
     return run_sandbox(
-        workdir=args.workdir.resolve(), database_url=args.database_url, keep=args.keep
+        workdir=args.workdir.resolve(),
+        database_url=args.database_url,
+        keep=args.keep,
+        runtime=args.runtime,
     )
 
 

@@ -43,8 +43,12 @@ from tests.cluster.controlplane import (
     free_port,
 )
 from tests.cluster.fixtures import helm_template, install_operator_identity, kubectl, load_crds
-from tests.cluster.kubelet import TestKubelet
+from tests.cluster.kubelet import Runtime, TestKubelet
+from tests.cluster.podman import APP_IMAGE as LOCAL_APP_IMAGE
+from tests.cluster.podman import OPERATOR_IMAGE as LOCAL_OPERATOR_IMAGE
+from tests.cluster.podman import LocalImage, PodmanError
 from tests.cluster.processes import ImageSpec
+from tests.cluster.sandbox.containers import WEB_ENV, build_broken_image, require_images
 
 NS = "default"
 APP_IMAGE = "ghcr.io/alembic-operator/example-shop:1.0"
@@ -75,6 +79,7 @@ class Sandbox:
     operator: asyncio.subprocess.Process
     metrics_url: str
     started: float
+    runtime: Runtime = "processes"
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -100,15 +105,9 @@ def app_image(root: Path) -> ImageSpec:
     )
 
 
-def images(workdir: Path) -> dict[str, ImageSpec]:
-    """The example app image, a broken next version of it, and the operator's image."""
-    migrations = checkout_file("migrations")
-    broken = workdir / "images" / "example-shop-1.1-broken"
-    if broken.exists():
-        shutil.rmtree(broken)
-    shutil.copytree(migrations, broken, ignore=shutil.ignore_patterns("__pycache__"))
-    (broken / "versions" / f"{BROKEN_REVISION}.py").write_text(
-        textwrap.dedent(f'''\
+def broken_revision() -> str:
+    """The source of the broken image's extra revision."""
+    return textwrap.dedent(f'''\
         """Add order notes — with a typo in the table name, so it fails."""
         import sqlalchemy as sa
         from alembic import op
@@ -126,7 +125,16 @@ def images(workdir: Path) -> dict[str, ImageSpec]:
         def downgrade():
             op.drop_column("order", "notes")
         ''')
-    )
+
+
+def images(workdir: Path) -> dict[str, ImageSpec]:
+    """The example app image, a broken next version of it, and the operator's image."""
+    migrations = checkout_file("migrations")
+    broken = workdir / "images" / "example-shop-1.1-broken"
+    if broken.exists():
+        shutil.rmtree(broken)
+    shutil.copytree(migrations, broken, ignore=shutil.ignore_patterns("__pycache__"))
+    (broken / "versions" / f"{BROKEN_REVISION}.py").write_text(broken_revision())
     return {
         APP_IMAGE: app_image(migrations),
         BROKEN_IMAGE: app_image(broken),
@@ -134,10 +142,31 @@ def images(workdir: Path) -> dict[str, ImageSpec]:
     }
 
 
+def container_images() -> dict[str, LocalImage]:
+    """Container mode: the same references played by the real images (sandbox/containers.py)."""
+    try:
+        require_images()
+        broken = build_broken_image(BROKEN_REVISION, broken_revision())
+    except PodmanError as exc:
+        raise SandboxError(str(exc)) from exc
+    return {
+        APP_IMAGE: LocalImage(LOCAL_APP_IMAGE, env=WEB_ENV),
+        BROKEN_IMAGE: LocalImage(broken, env=WEB_ENV),
+        OPERATOR_IMAGE: LocalImage(LOCAL_OPERATOR_IMAGE),
+    }
+
+
 @contextlib.asynccontextmanager
-async def sandbox_cluster(*, workdir: Path) -> AsyncIterator[Sandbox]:
+async def sandbox_cluster(
+    *, workdir: Path, runtime: Runtime = "processes"
+) -> AsyncIterator[Sandbox]:
     """Control plane + RBAC + webhook + kubelet + operator; yields once the operator serves."""
     started = time.monotonic()
+    kubelet_images: dict[str, ImageSpec | LocalImage] = {}
+    if runtime == "podman":  # before the control plane starts: a missing image fails at once
+        kubelet_images.update(await asyncio.to_thread(container_images))
+    else:
+        kubelet_images.update(images(workdir))
     workdir.mkdir(parents=True, exist_ok=True)
     folder = workdir / "cluster"
     shutil.rmtree(folder, ignore_errors=True)  # a previous run's etcd data must not come back
@@ -160,10 +189,11 @@ async def sandbox_cluster(*, workdir: Path) -> AsyncIterator[Sandbox]:
         kubelet = TestKubelet(
             api,
             node="sandbox",
-            images=images(workdir),
+            images=kubelet_images,
             workdir=workdir / "kubelet",
             ca=plane.ca,
             namespace=NS,
+            runtime=runtime,
         )
         await kubelet.start()
         try:
@@ -186,6 +216,7 @@ async def sandbox_cluster(*, workdir: Path) -> AsyncIterator[Sandbox]:
                     operator=operator,
                     metrics_url=metrics_url,
                     started=started,
+                    runtime=runtime,
                 )
             finally:
                 await _stop(operator)

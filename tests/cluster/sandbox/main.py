@@ -12,6 +12,9 @@ import signal
 import sys
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+from tests.cluster.kubelet import Runtime
 from tests.cluster.sandbox.databases import default_database_url, ensure_database
 from tests.cluster.sandbox.environments import NS, SandboxError, sandbox_cluster
 from tests.cluster.sandbox.scenarios import run_scenario
@@ -19,9 +22,15 @@ from tests.cluster.sandbox.scenarios import run_scenario
 STOPPED = 130
 
 
-def run_sandbox(*, workdir: Path, database_url: str | None, keep: bool) -> int:
+def run_sandbox(
+    *, workdir: Path, database_url: str | None, keep: bool, runtime: Runtime = "processes"
+) -> int:
     try:
-        return asyncio.run(_main(workdir=workdir, database_url=database_url, keep=keep))
+        if runtime == "podman":
+            check_container_database(database_url)
+        return asyncio.run(
+            _main(workdir=workdir, database_url=database_url, keep=keep, runtime=runtime)
+        )
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2
@@ -29,25 +38,38 @@ def run_sandbox(*, workdir: Path, database_url: str | None, keep: bool) -> int:
         return STOPPED
 
 
-async def _main(*, workdir: Path, database_url: str | None, keep: bool) -> int:
+def check_container_database(url: str | None) -> None:
+    """Containers reach a database server on 127.0.0.1 (host network), never a host file."""
+    if url is None or make_url(url).get_backend_name() != "postgresql":
+        raise SandboxError(
+            "--runtime podman needs --database-url of a PostgreSQL database (e.g. "
+            "postgresql+psycopg2://postgres@127.0.0.1:5432/shop): a SQLite file of this machine "
+            "is not inside the containers, and the example app image carries only the "
+            "PostgreSQL driver"
+        )
+
+
+async def _main(*, workdir: Path, database_url: str | None, keep: bool, runtime: Runtime) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
     try:
-        return await _sandbox(workdir=workdir, database_url=database_url, keep=keep)
+        return await _sandbox(
+            workdir=workdir, database_url=database_url, keep=keep, runtime=runtime
+        )
     except asyncio.CancelledError:
         print("sandbox: stopped; everything it started has ended", flush=True)
         return STOPPED
 
 
-async def _sandbox(*, workdir: Path, database_url: str | None, keep: bool) -> int:
+async def _sandbox(*, workdir: Path, database_url: str | None, keep: bool, runtime: Runtime) -> int:
     url = database_url or default_database_url(workdir)
     created = await asyncio.to_thread(ensure_database, url)
     if created:
         print(f"sandbox: {created}", flush=True)
-    async with sandbox_cluster(workdir=workdir) as sandbox:
+    async with sandbox_cluster(workdir=workdir, runtime=runtime) as sandbox:
         problems = await run_scenario(sandbox, database_url=url)
         log = (workdir / "operator.log").read_text(errors="replace")
         if "403" in log or "Forbidden" in log:

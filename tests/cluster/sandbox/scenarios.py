@@ -77,6 +77,19 @@ def _manifest(name: str) -> dict[str, Any]:
     return dict(yaml.safe_load(checkout_file("examples", "sandbox", name).read_text()))
 
 
+def _migration_manifest(sandbox: Sandbox) -> dict[str, Any]:
+    """examples/sandbox/migration.yaml; in container mode with the app image's Alembic folder.
+
+    The example app image keeps its Alembic project in /app/migrations (as
+    examples/app/manifests/databasemigration.yaml says); the process-mode kubelet maps any
+    working folder of the app "image" to migrations/, so the sandbox's manifest does without.
+    """
+    body = _manifest("migration.yaml")
+    if sandbox.runtime == "podman":
+        body["spec"].setdefault("alembic", {})["workingDir"] = "/app/migrations"
+    return body
+
+
 def _migration(timeline: Timeline) -> dict[str, Any]:
     return timeline.objects.get(("migration", MIGRATION), {})
 
@@ -113,7 +126,7 @@ async def _round_one(
     timeline.say("sandbox", "== round 1: kubectl apply examples/sandbox (Secret, migration)")
     secret = _manifest("secret.yaml")
     secret["stringData"]["url"] = database_url
-    await _apply(sandbox, secret, _manifest("migration.yaml"))
+    await _apply(sandbox, secret, _migration_manifest(sandbox))
     # The webhook holds a Deployment whose migration the operator knows: apply it once the
     # operator has picked the migration up (it writes a phase), as a CD pipeline applies in order.
     if not await timeline.wait(
