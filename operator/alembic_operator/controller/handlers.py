@@ -15,7 +15,11 @@ from typing import Any
 import kopf
 
 from alembic_operator import __version__
-from alembic_operator.controller import metrics, serving
+from alembic_operator.controller import (
+    metrics,
+    serving,
+    webhooks,  # noqa: F401 - registers the admission handler
+)
 from alembic_operator.controller.certificates import CertificateManager
 from alembic_operator.controller.kubeapi import PLURAL, KubeApi
 from alembic_operator.controller.leadership import Elector

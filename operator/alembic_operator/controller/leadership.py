@@ -164,11 +164,13 @@ class Elector:
             return
         self.leading = False
         self._on_stopped()
-        record = parse_lease(self._body)
-        if record is None or record.holder != self.identity:
-            return
         try:
-            await self._write(self._body, released(record, now=self._clock()))
+            # Read it again: a renewal cancelled by the shutdown may have moved it meanwhile.
+            body = await self._api.get_lease(self.namespace, self.name)
+            record = parse_lease(body)
+            if record is None or record.holder != self.identity:
+                return
+            await self._write(body, released(record, now=self._clock()))
         except ApiError as exc:
             log.warning("leader election: releasing the Lease failed: %s", exc)
         else:
