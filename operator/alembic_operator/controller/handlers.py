@@ -115,11 +115,13 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await memo["reconciler"].close()
+    if memo.get("reconciler") is not None:
+        await memo["reconciler"].close()
     if memo.get("elector") is not None:
         await memo["elector"].release()  # a standby takes over at its next look
-    await memo["own"].close()
-    await memo["api"].close()
+    for api in ("own", "api"):
+        if memo.get(api) is not None:
+            await memo[api].close()
     metrics.stop()
 
 
