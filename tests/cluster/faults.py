@@ -32,7 +32,6 @@ _HOP_BY_HOP = {
     "keep-alive",
     "transfer-encoding",
     "content-length",
-    "content-encoding",
     "host",
     "upgrade",
 }

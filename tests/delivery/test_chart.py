@@ -126,6 +126,10 @@ def test_custom_kinds_structure(rendered: dict[str, str]) -> None:
 # --- values.schema.json -----------------------------------------------------------------------
 
 SCHEMA_REJECTS = [
+    ({"replicaCount": 0}, "minimum"),
+    ({"podAntiAffinity": "hard"}, "value must be one of"),
+    ({"leaderElection": {"leaseName": "Not_A_Name"}}, "does not match pattern"),
+    ({"webhook": {"managedCertificate": {"validityDays": 0}}}, "minimum"),
     ({"bogus": 1}, "additional properties 'bogus' not allowed"),
     ({"image": {"tagg": "x"}}, "additional properties 'tagg' not allowed"),
     ({"webhook": {"certManager": {"issuer": "x"}}}, "additional properties 'issuer'"),
@@ -184,11 +188,10 @@ def test_values_reference_is_generated_and_complete() -> None:
 # --- conflicting options ----------------------------------------------------------------------
 
 CONFLICTS = [
-    ({"webhook": {"enabled": True}}, "webhook.enabled=true needs a TLS source"),
     (
         {"webhook": {"enabled": True, "existingSecret": "x", "certManager": {"enabled": True}}},
-        "choose exactly one TLS source, got webhook.existingSecret and "
-        "webhook.certManager.enabled",
+        "choose at most one TLS source (none means the operator's own managedCertificate), "
+        "got webhook.existingSecret and webhook.certManager.enabled",
     ),
     (
         {
@@ -198,7 +201,12 @@ CONFLICTS = [
                 "certManager": {"enabled": True},
             }
         },
-        "choose exactly one TLS source",
+        "choose at most one TLS source",
+    ),
+    ({"webhook": {"caBundle": "Y2E="}}, "webhook.caBundle is only used with"),
+    (
+        {"replicaCount": 2, "leaderElection": {"enabled": False}},
+        "replicaCount=2 needs leaderElection.enabled=true",
     ),
     (
         {"webhook": {"enabled": True, "existingSecret": "x"}},
@@ -252,19 +260,26 @@ def test_operator_command_line(rendered: dict[str, str], name: str) -> None:
     assert scope == ARGS[name]
     assert "--liveness=http://0.0.0.0:8081/healthz" in args
     assert "--metrics-port=8080" in args
+    assert "--leader-election" in args
     env = {e["name"] for e in container["env"]}
-    assert not env & {WEBHOOK_PORT_ENV, WEBHOOK_CERT_DIR_ENV}
+    # The webhook is on by default, with the operator's own certificate (no mounted directory).
+    assert WEBHOOK_PORT_ENV in env
+    assert WEBHOOK_CERT_DIR_ENV not in env
+    assert {"POD_NAME", "POD_NAMESPACE"} <= env
 
 
 def test_operator_deployment_shape(rendered: dict[str, str]) -> None:
     documents = docs(rendered["defaults"])
     deployment = one(documents, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = deployment["spec"]["template"]["spec"]
     container = operator_container(documents)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"metrics": 8080, "health": 8081}
+    assert ports == {"metrics": 8080, "health": 8081, "webhook": 9443}
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["resources"]["requests"] and container["resources"]["limits"]
@@ -359,7 +374,7 @@ def test_webhook_wiring(rendered: dict[str, str]) -> None:
     assert {"key": "alembic-operator.dev/migration-uid", "operator": "DoesNotExist"} in pods[
         "objectSelector"
     ]["matchExpressions"]
-    assert hook["failurePolicy"] == "Ignore"
+    assert hook["failurePolicy"] == pods["failurePolicy"] == "Fail"
     assert hook["sideEffects"] == "None"
     assert hook["clientConfig"]["service"] == {
         "name": "aop-alembic-operator-webhook",
@@ -383,7 +398,69 @@ def test_webhook_wiring(rendered: dict[str, str]) -> None:
     assert {"key": "app.kubernetes.io/instance", "operator": "NotIn", "values": ["aop"]} in hook[
         "objectSelector"
     ]["matchExpressions"]
-    assert not any(d["kind"] == "MutatingWebhookConfiguration" for d in docs(rendered["defaults"]))
+    off = render({"webhook": {"enabled": False}})
+    assert not any(d["kind"] == "MutatingWebhookConfiguration" for d in off)
+    assert WEBHOOK_PORT_ENV not in {e["name"] for e in operator_container(off)["env"]}
+
+
+def test_webhook_managed_certificate_by_default(rendered: dict[str, str]) -> None:
+    """No Secret rendered (the operator creates it), no caBundle (the operator writes it)."""
+    documents = docs(rendered["defaults"])
+    assert not any(d["kind"] in ("Secret", "Certificate", "Issuer") for d in documents)
+    configuration = one(documents, "MutatingWebhookConfiguration")
+    (hook,) = configuration["webhooks"]
+    assert "caBundle" not in hook["clientConfig"]
+    container = operator_container(documents)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ALEMBIC_OPERATOR_WEBHOOK_SECRET"] == "aop-alembic-operator-webhook-tls"
+    assert env["ALEMBIC_OPERATOR_WEBHOOK_SERVICE"] == "aop-alembic-operator-webhook"
+    assert env["ALEMBIC_OPERATOR_WEBHOOK_CONFIGURATION"] == configuration["metadata"]["name"]
+    assert env["ALEMBIC_OPERATOR_WEBHOOK_CERT_VALIDITY"] == str(365 * 86400)
+    assert "webhook-tls" not in {m["name"] for m in container["volumeMounts"]}
+    short = operator_container(render({"webhook": {"managedCertificate": {"validityDays": 7}}}))
+    assert {"name": "ALEMBIC_OPERATOR_WEBHOOK_CERT_VALIDITY", "value": "604800"} in short["env"]
+
+
+@pytest.mark.parametrize(
+    ("values", "excluded"),
+    [
+        ({}, ["kube-system"]),  # the release namespace is the watched one
+        ({"watchNamespaces": ["shop"]}, ["kube-system", "ops"]),
+        ({"clusterWide": True}, ["kube-system", "ops"]),
+    ],
+)
+def test_webhook_never_selects_kube_system_or_the_operator(
+    values: dict[str, Any], excluded: list[str]
+) -> None:
+    (hook,) = one(render(values), "MutatingWebhookConfiguration")["webhooks"]
+    expressions = hook["namespaceSelector"]["matchExpressions"]
+    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded} in (
+        expressions
+    )
+    assert {"key": "app.kubernetes.io/instance", "operator": "NotIn", "values": ["aop"]} in hook[
+        "objectSelector"
+    ]["matchExpressions"]
+
+
+def test_two_replicas_spread_with_a_disruption_budget(rendered: dict[str, str]) -> None:
+    documents = docs(rendered["defaults"])
+    deployment = one(documents, "Deployment")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    pdb = one(documents, "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]
+    (term,) = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+    single = render({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    assert "PodDisruptionBudget" not in kinds(single)
+    assert one(single, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-election" not in operator_container(single)["args"]
+    custom = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
+    pod = one(render({"affinity": custom}), "Deployment")["spec"]["template"]["spec"]
+    assert pod["affinity"] == custom
+    pod = one(render({"podAntiAffinity": "none"}), "Deployment")["spec"]["template"]["spec"]
+    assert "affinity" not in pod
 
 
 def test_webhook_self_signed_certificate(rendered: dict[str, str]) -> None:

@@ -3,7 +3,9 @@
 The required permissions are derived from the source, not from a hand-kept list:
 - ``controller/kubeapi.py``: every ``self._call(verb, RESOURCE, ..., subresource=...)`` of the
   adapter (``"get", JOBS`` -> batch jobs get, ``"get", PODS, subresource="log"`` -> pods/log get);
-- ``controller/handlers.py``: every resource a kopf handler watches (list + watch).
+- ``controller/handlers.py``: every resource a kopf handler watches (list + watch);
+- ``controller/ownapi.py``: the calls on the operator's own objects (its Lease, its certificate
+  Secret, its MutatingWebhookConfiguration), granted by name in the release namespace only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alembic_operator.controller import kubeapi, transport
+from alembic_operator.controller import kubeapi, ownapi, transport
 from tests.delivery.conftest import VALUE_SETS
 from tests.delivery.tools import REPO, render
 
@@ -36,7 +38,9 @@ def call_permission(verb: str, resource: transport.Resource, subresource: str | 
     return (resource.group, resource.plural + (f"/{subresource}" if subresource else ""), verb)
 
 
-def kubeapi_permissions(path: Path = CONTROLLER / "kubeapi.py") -> set[Permission]:
+def kubeapi_permissions(
+    path: Path = CONTROLLER / "kubeapi.py", module: Any = kubeapi
+) -> set[Permission]:
     """Every ``self._call("<verb>", <RESOURCE>, ..., subresource=...)`` of the adapter.
 
     Each argument that decides the permission must be a literal (or a module-level
@@ -64,20 +68,20 @@ def kubeapi_permissions(path: Path = CONTROLLER / "kubeapi.py") -> set[Permissio
             verb, resource = node.args[0], node.args[1]
             assert isinstance(verb, ast.Constant), ast.unparse(node)
             assert isinstance(resource, ast.Name), ast.unparse(node)
-            value = getattr(kubeapi, resource.id)
+            value = getattr(module, resource.id)
             assert isinstance(value, transport.Resource), ast.unparse(node)
             sub = next((k.value for k in node.keywords if k.arg == "subresource"), None)
             assert sub is None or isinstance(sub, ast.Constant), ast.unparse(node)
             found.add(call_permission(verb.value, value, sub.value if sub else None))
     assert not any(isinstance(n, ast.keyword) and n.arg is None for n in ast.walk(tree)), (
-        "kubeapi.py passes **kwargs somewhere: the derivation cannot see through it"
+        f"{path.name} passes **kwargs somewhere: the derivation cannot see through it"
     )
     return found
 
 
 def test_only_the_transport_touches_the_session() -> None:
     """Everything reaches the API through ``Transport._call``: nothing bypasses the derivation."""
-    for module in ("kubeapi.py", "transport.py"):
+    for module in ("kubeapi.py", "ownapi.py", "transport.py"):
         tree = ast.parse((CONTROLLER / module).read_text())
         for function in ast.walk(tree):
             if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -132,6 +136,14 @@ def required() -> set[Permission]:
     return kubeapi_permissions() | kopf_watch_permissions()
 
 
+def own_permissions() -> set[Permission]:
+    return kubeapi_permissions(CONTROLLER / "ownapi.py", ownapi)
+
+
+# Cluster-scoped among the operator's own objects: granted by a ClusterRole, by name.
+OWN_CLUSTER_SCOPED = {"mutatingwebhookconfigurations"}
+
+
 def rules_of(documents: Iterable[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:
     return [r for d in documents if d["kind"] in kinds for r in d.get("rules", [])]
 
@@ -170,10 +182,11 @@ def test_derivation_reads_the_calls_it_should() -> None:
         assert expected in perms
 
 
-def test_every_request_goes_through_a_derivable_call() -> None:
+@pytest.mark.parametrize(("module", "cls"), [("kubeapi.py", "KubeApi"), ("ownapi.py", "OwnApi")])
+def test_every_request_goes_through_a_derivable_call(module: str, cls: str) -> None:
     """The derivation sees every request: one ``_call`` per method, each literal."""
-    tree = ast.parse((CONTROLLER / "kubeapi.py").read_text())
-    (api,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "KubeApi"]
+    tree = ast.parse((CONTROLLER / module).read_text())
+    (api,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
     public = [
         f for f in api.body if isinstance(f, ast.AsyncFunctionDef) and not f.name.startswith("_")
     ]
@@ -215,7 +228,11 @@ def test_no_wildcards_and_no_secret_list_or_watch(rendered: dict[str, str], name
         for field in ("apiGroups", "resources", "verbs", "resourceNames"):
             assert not any("*" in item for item in rule.get(field, [])), rule
         if "secrets" in rule["resources"]:
-            assert set(rule["verbs"]) == {"get"}, rule
+            # Read one by one; the operator's own certificate Secret is also created and
+            # updated, by name (create cannot be limited to a name).
+            assert set(rule["verbs"]) in ({"get"}, {"create"}, {"get", "update"}), rule
+            if "update" in rule["verbs"]:
+                assert rule.get("resourceNames"), rule
 
 
 @pytest.mark.parametrize(("name", "kind"), [("defaults", "Role"), ("namespaced", "Role"),
@@ -223,7 +240,7 @@ def test_no_wildcards_and_no_secret_list_or_watch(rendered: dict[str, str], name
 def test_rules_are_exactly_what_the_code_calls(
     rendered: dict[str, str], name: str, kind: str
 ) -> None:
-    documents = [d for d in yaml.safe_load_all(rendered[name]) if d]
+    documents = [d for d in yaml.safe_load_all(rendered[name]) if d and not is_own(d)]
     per_role = [operator_rules([d], kind) for d in documents if d["kind"] == kind]
     assert per_role
     for perms in per_role:
@@ -233,8 +250,48 @@ def test_rules_are_exactly_what_the_code_calls(
         assert not extra, f"granted but never used by the operator: {extra}"
 
 
+def is_own(document: dict[str, Any]) -> bool:
+    """The Role/ClusterRole (and bindings) for the operator's own objects."""
+    return str(document["metadata"]["name"]).endswith(("-self", "-webhook"))
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_own_objects_are_granted_by_name_in_the_release_namespace(
+    rendered: dict[str, str], name: str
+) -> None:
+    """Lease and certificate Secret: get/update by name, in the release namespace; the
+    MutatingWebhookConfiguration: get/patch by name. Exactly what controller/ownapi.py calls."""
+    documents = [d for d in yaml.safe_load_all(rendered[name]) if d]
+    own = [d for d in documents if d["kind"] in ("Role", "ClusterRole") and is_own(d)]
+    roles = [d for d in own if d["kind"] == "Role"]
+    assert all(d["metadata"]["namespace"] == "ops" for d in roles)
+    rules = [r for d in own for r in d["rules"]]
+    for rule in rules:
+        assert rule["verbs"] == ["create"] or rule.get("resourceNames"), rule
+    config = [d for d in documents if d["kind"] == "MutatingWebhookConfiguration"]
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    managed = any(e["name"] == "ALEMBIC_OPERATOR_WEBHOOK_SECRET" for e in container["env"])
+    expected = {p for p in own_permissions() if p[1] not in ("secrets", *OWN_CLUSTER_SCOPED)}
+    if managed:
+        expected = own_permissions()
+    assert granted(rules) == expected
+    names = {n for r in rules for n in r.get("resourceNames", [])}
+    if managed:
+        secret = "aop-alembic-operator-webhook-tls"
+        assert names == {"aop-alembic-operator", secret, config[0]["metadata"]["name"]}
+    assert "--lease-name=aop-alembic-operator" in container["args"]
+
+
+def test_no_own_objects_rbac_without_leader_election_or_managed_certificate() -> None:
+    documents = render(
+        {"replicaCount": 1, "leaderElection": {"enabled": False}, "webhook": {"enabled": False}}
+    )
+    assert not any(is_own(d) for d in documents if d["kind"].endswith(("Role", "RoleBinding")))
+
+
 def test_namespaced_rbac_is_one_role_per_watched_namespace() -> None:
-    documents = render({"watchNamespaces": ["a", "b"]})
+    documents = [d for d in render({"watchNamespaces": ["a", "b"]}) if not is_own(d)]
     roles = {d["metadata"]["namespace"] for d in documents if d["kind"] == "Role"}
     bindings = [d for d in documents if d["kind"] == "RoleBinding"]
     assert roles == {"a", "b"}
@@ -253,11 +310,11 @@ def test_namespaced_rbac_is_one_role_per_watched_namespace() -> None:
         ("", "namespaces", "watch"),
     }
     no_scanning = render({"watchNamespaces": ["a"], "rbac": {"kopfScanning": False}})
-    assert not any(d["kind"].startswith("Cluster") for d in no_scanning)
+    assert not any(d["kind"].startswith("Cluster") and not is_own(d) for d in no_scanning)
 
 
 def test_cluster_wide_rbac() -> None:
-    documents = render({"clusterWide": True})
+    documents = [d for d in render({"clusterWide": True}) if not is_own(d)]
     assert not any(d["kind"] in ("Role", "RoleBinding") for d in documents)
     (role,) = [d for d in documents if d["kind"] == "ClusterRole"]
     (binding,) = [d for d in documents if d["kind"] == "ClusterRoleBinding"]
@@ -281,7 +338,7 @@ def test_cluster_wide_rbac() -> None:
     ],
 )
 def test_peering_rules_only_with_peering(values: dict[str, Any], kind: str, resource: str) -> None:
-    off = granted(rules_of(render(values), kind))
+    off = granted(rules_of([d for d in render(values) if not is_own(d)], kind))
     assert not any(p[0] == "kopf.dev" for p in off)
     on = granted(rules_of(render({**values, "peering": {"enabled": True}}), kind))
     assert {p for p in on if p[0] == "kopf.dev"} == {

@@ -84,16 +84,16 @@ Included by the Deployment, so every render runs it.
 {{- if and .Values.clusterWide .Values.watchNamespaces }}
 {{- fail "clusterWide=true conflicts with watchNamespaces: watch either every namespace (clusterWide) or the listed ones (watchNamespaces), not both" }}
 {{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "replicaCount=%d needs leaderElection.enabled=true: without it every replica would reconcile the same migrations" (int .Values.replicaCount)) }}
+{{- end }}
 {{- if .Values.webhook.enabled }}
 {{- $sources := list }}
 {{- if .Values.webhook.existingSecret }}{{ $sources = append $sources "webhook.existingSecret" }}{{ end }}
 {{- if .Values.webhook.certManager.enabled }}{{ $sources = append $sources "webhook.certManager.enabled" }}{{ end }}
 {{- if .Values.webhook.selfSigned.enabled }}{{ $sources = append $sources "webhook.selfSigned.enabled" }}{{ end }}
-{{- if eq (len $sources) 0 }}
-{{- fail "webhook.enabled=true needs a TLS source: set one of webhook.existingSecret, webhook.certManager.enabled or webhook.selfSigned.enabled" }}
-{{- end }}
 {{- if gt (len $sources) 1 }}
-{{- fail (printf "webhook: choose exactly one TLS source, got %s" (join " and " $sources)) }}
+{{- fail (printf "webhook: choose at most one TLS source (none means the operator's own managedCertificate), got %s" (join " and " $sources)) }}
 {{- end }}
 {{- if and .Values.webhook.existingSecret (not .Values.webhook.caBundle) }}
 {{- $injected := false }}
@@ -104,10 +104,19 @@ Included by the Deployment, so every render runs it.
 {{- fail "webhook.existingSecret needs webhook.caBundle (base64 PEM of the CA that signed it) or a cert-manager.io/inject-ca-from* annotation in webhook.annotations" }}
 {{- end }}
 {{- end }}
-{{- if and .Values.webhook.caBundle (or .Values.webhook.certManager.enabled .Values.webhook.selfSigned.enabled) }}
-{{- fail "webhook.caBundle is only used with webhook.existingSecret: cert-manager and selfSigned provide their own CA" }}
+{{- if and .Values.webhook.caBundle (not .Values.webhook.existingSecret) }}
+{{- fail "webhook.caBundle is only used with webhook.existingSecret: cert-manager, selfSigned and the operator's managedCertificate provide their own CA" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* Whether the operator manages the webhook's certificate (no other TLS source chosen). */}}
+{{- define "alembic-operator.managedCertificate" -}}
+{{- if and .Values.webhook.enabled (not (or .Values.webhook.existingSecret .Values.webhook.certManager.enabled .Values.webhook.selfSigned.enabled)) }}true{{ end }}
+{{- end }}
+
+{{- define "alembic-operator.leaseName" -}}
+{{- default (include "alembic-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
 {{/* Name of cluster-scoped objects: unique per release name and namespace. */}}

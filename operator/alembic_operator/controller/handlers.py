@@ -7,6 +7,7 @@ reconciler owns retries and requeues. Settings are documented in docs/operator.m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -14,8 +15,15 @@ from typing import Any
 import kopf
 
 from alembic_operator import __version__
-from alembic_operator.controller import metrics, webhooks
+from alembic_operator.controller import (
+    metrics,
+    serving,
+    webhooks,  # noqa: F401 - registers the admission handler
+)
+from alembic_operator.controller.certificates import CertificateManager
 from alembic_operator.controller.kubeapi import PLURAL, KubeApi
+from alembic_operator.controller.leadership import Elector
+from alembic_operator.controller.ownapi import OwnApi
 from alembic_operator.controller.persistence import NoDiffBase, NoProgress, has_change_handlers
 from alembic_operator.controller.reconcilers import Reconciler
 from alembic_operator.controller.transport import credentials, load_client, token_subject
@@ -60,7 +68,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     if has_change_handlers(kopf.get_default_registry()):
         raise kopf.PermanentError("a change handler needs kopf's persistence: see persistence.py")
     configure(settings)
-    webhooks.configure(settings)  # the gate's admission webhook: off unless a port is given
+    try:
+        options = serving.Options.from_env()
+    except serving.OptionsError as exc:
+        raise kopf.PermanentError(str(exc)) from exc
     runner_image = os.environ.get(RUNNER_IMAGE_ENV) or DEFAULT_RUNNER_IMAGE
     client = load_client()
     api = KubeApi(client)
@@ -68,16 +79,51 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["api"] = api
     # The webhook lets the operator's own requests (its unpause) through: who it is.
     memo["username"] = token_subject(credentials(client).token)
-    memo["reconciler"] = Reconciler(api, runner_image=runner_image)
-    logging.getLogger("alembic_operator").info("runner image: %s", runner_image)
+    reconciler = Reconciler(api, runner_image=runner_image, leading=not options.leader_election)
+    memo["reconciler"] = reconciler
+    memo["tasks"] = []
+    own = OwnApi(client)  # the Lease and the certificate Secret (controller/ownapi.py)
+    memo["own"] = own
+    certificates = None
+    if options.certificate is not None:
+        certificates = CertificateManager(own, options.certificate)
+        memo["tasks"].append(asyncio.create_task(certificates.run(), name="certificates"))
+    # The gate's admission webhook (every replica serves it): off unless a port is given.
+    server = serving.webhook_server(options, certificates)
+    settings.admission.server = server if server is not None else serving.no_server
+    if options.leader_election:
+        elector = Elector(
+            own,
+            namespace=options.namespace,
+            name=options.lease_name,
+            identity=options.identity,
+            on_started=reconciler.activate,
+            on_stopped=reconciler.deactivate,
+        )
+        memo["elector"] = elector
+        memo["tasks"].append(asyncio.create_task(elector.run(), name="leader election"))
+    log = logging.getLogger("alembic_operator")
+    log.info("runner image: %s", runner_image)
+    if options.leader_election:
+        log.info("leader election on Lease %s/%s as %s", options.namespace,
+                 options.lease_name, options.identity)  # fmt: skip
     # A fresh registry per start; the port comes from --metrics-port (via the environment).
     metrics.start(metrics.port_from_env())
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    await memo["reconciler"].close()
-    await memo["api"].close()
+    tasks = memo.get("tasks") or []
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if memo.get("reconciler") is not None:
+        await memo["reconciler"].close()
+    if memo.get("elector") is not None:
+        await memo["elector"].release()  # a standby takes over at its next look
+    for api in ("own", "api"):
+        if memo.get(api) is not None:
+            await memo[api].close()
     metrics.stop()
 
 

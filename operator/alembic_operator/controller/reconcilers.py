@@ -50,9 +50,18 @@ class Reconciler:
     """Owns the per-migration work queue; everything it does goes through ``api``."""
 
     def __init__(
-        self, api: KubeApi, *, runner_image: str, clock: Callable[[], datetime] = utc_now
+        self,
+        api: KubeApi,
+        *,
+        runner_image: str,
+        clock: Callable[[], datetime] = utc_now,
+        leading: bool = True,
     ) -> None:
         self._api = api
+        # Only the leader acts (controller/leadership.py); a standby remembers what it was asked
+        # to reconcile and does it all once it leads.
+        self.leading = leading
+        self._pending: set[Key] = set()
         self._runner_image = runner_image
         self._clock = clock
         self._dirty: set[Key] = set()
@@ -137,6 +146,9 @@ class Reconciler:
             self.trigger(key)
 
     def trigger(self, key: Key, *, delay: float = 0.0) -> None:
+        if not self.leading:
+            self._pending.add(key)
+            return
         loop = asyncio.get_running_loop()
         if delay > 0:
             timer = self._timers.get(key)
@@ -154,6 +166,24 @@ class Reconciler:
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
         self.trigger(key)
+
+    def activate(self) -> None:
+        """This replica leads: reconcile every migration it knows (the last leader's work)."""
+        self.leading = True
+        keys, self._pending = self._pending | set(self._by_uid.values()), set()
+        for key in keys:
+            self.trigger(key)
+
+    def deactivate(self) -> None:
+        """This replica no longer leads: stop at once (in-flight reconciles are cancelled)."""
+        self.leading = False
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._pending |= self._dirty | set(self._workers)
+        self._dirty.clear()
+        for task in self._workers.values():
+            task.cancel()
 
     async def close(self) -> None:
         await self.pods.close()

@@ -17,7 +17,7 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -51,8 +51,10 @@ class Resource(NamedTuple):
     plural: str
 
     def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        """The URL path; an empty ``namespace`` means a cluster-scoped resource."""
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{base}/namespaces/{namespace}/{self.plural}"
+        scope = f"/namespaces/{namespace}" if namespace else ""
+        path = f"{base}{scope}/{self.plural}"
         if name is not None:
             path += f"/{name}"
         if subresource is not None:
@@ -60,7 +62,15 @@ class Resource(NamedTuple):
         return path
 
 
-METHODS = {"get": "GET", "list": "GET", "create": "POST", "patch": "PATCH", "delete": "DELETE"}
+# RBAC verb -> HTTP method.
+METHODS = {
+    "get": "GET",
+    "list": "GET",
+    "create": "POST",
+    "update": "PUT",
+    "patch": "PATCH",
+    "delete": "DELETE",
+}
 
 
 def load_client() -> Configuration:
@@ -207,7 +217,7 @@ class Transport:
         what: str,
         subresource: str | None = None,
         params: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | Sequence[Any] | None = None,
         content_type: str = "application/json",
         text: bool = False,
     ) -> Any:

@@ -16,66 +16,29 @@ The migrations come from the reconciler's
 :class:`~alembic_operator.controller.indexes.GateIndex` (no API call in the request path). The
 operator's own requests are recognised by the username of its ServiceAccount token.
 
-Serving: ``alembic-operator run --webhook-port 9443 [--webhook-cert-dir DIR]`` (or the
-environment variables below). ``DIR`` holds ``tls.crt`` and ``tls.key`` (a cert-manager
-Certificate's Secret mounted as a volume); without it kopf generates a self-signed certificate
-(that needs the ``certbuilder`` package). See docs/gating.md.
+Serving (the server, its TLS, on every replica): :mod:`alembic_operator.controller.serving`.
+See docs/gating.md.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from alembic_operator.controller.observers import parse_deployment, parse_workload_pod
+from alembic_operator.controller.serving import WEBHOOK_CERT_DIR_ENV, WEBHOOK_PORT_ENV
 from alembic_operator.core.admission import POD_GATE, admission_hold, gate_pod, resume_refusal
 from alembic_operator.core.gates import HELD_BY_ANNOTATION, format_held_by
 
+# The serving variables stay importable from here (the server lives in serving.py).
+__all__ = ["WEBHOOK_CERT_DIR_ENV", "WEBHOOK_ID", "WEBHOOK_PORT_ENV", "gate_deployment"]
 log = logging.getLogger("alembic_operator.webhook")
 
-WEBHOOK_PORT_ENV = "ALEMBIC_OPERATOR_WEBHOOK_PORT"
-WEBHOOK_CERT_DIR_ENV = "ALEMBIC_OPERATOR_WEBHOOK_CERT_DIR"
-WEBHOOK_ADDR_ENV = "ALEMBIC_OPERATOR_WEBHOOK_ADDR"
 WEBHOOK_ID = "gate-deployments"
 POD_WEBHOOK_ID = "gate-pods"
-
-
-def server_from_env(environ: Mapping[str, str] | None = None) -> kopf.WebhookServer | None:
-    """The webhook server the environment asks for, or ``None`` when the webhook is off."""
-    env = os.environ if environ is None else environ
-    port = env.get(WEBHOOK_PORT_ENV, "").strip()
-    if not port:
-        return None
-    addr = env.get(WEBHOOK_ADDR_ENV) or "0.0.0.0"  # noqa: S104 - the apiserver calls in
-    cert_dir = env.get(WEBHOOK_CERT_DIR_ENV, "").strip()
-    if cert_dir:
-        certfile, pkeyfile = Path(cert_dir) / "tls.crt", Path(cert_dir) / "tls.key"
-        return kopf.WebhookServer(addr=addr, port=int(port), certfile=certfile, pkeyfile=pkeyfile)
-    return kopf.WebhookServer(addr=addr, port=int(port))  # kopf's self-signed certificate
-
-
-async def no_server(_fn: Any) -> AsyncIterator[Any]:
-    """The webhook is off: serve nothing until the operator stops.
-
-    kopf refuses admission handlers without a server, and stops when the server ends.
-    """
-    await asyncio.Event().wait()
-    yield None  # pragma: no cover - never reached
-
-
-def configure(settings: kopf.OperatorSettings, environ: Mapping[str, str] | None = None) -> None:
-    server = server_from_env(environ)
-    if server is None:
-        settings.admission.server = no_server
-        return
-    settings.admission.server = server
-    log.info("admission webhook listening on port %s", server.port)
 
 
 def _template(obj: Mapping[str, Any] | None) -> Any:
