@@ -408,8 +408,8 @@ def test_webhook_managed_certificate_by_default(rendered: dict[str, str]) -> Non
     documents = docs(rendered["defaults"])
     assert not any(d["kind"] in ("Secret", "Certificate", "Issuer") for d in documents)
     configuration = one(documents, "MutatingWebhookConfiguration")
-    (hook,) = configuration["webhooks"]
-    assert "caBundle" not in hook["clientConfig"]
+    for hook in configuration["webhooks"]:  # Deployments and pods
+        assert "caBundle" not in hook["clientConfig"]
     container = operator_container(documents)
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["ALEMBIC_OPERATOR_WEBHOOK_SECRET"] == "aop-alembic-operator-webhook-tls"
@@ -432,14 +432,18 @@ def test_webhook_managed_certificate_by_default(rendered: dict[str, str]) -> Non
 def test_webhook_never_selects_kube_system_or_the_operator(
     values: dict[str, Any], excluded: list[str]
 ) -> None:
-    (hook,) = one(render(values), "MutatingWebhookConfiguration")["webhooks"]
-    expressions = hook["namespaceSelector"]["matchExpressions"]
-    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded} in (
-        expressions
-    )
-    assert {"key": "app.kubernetes.io/instance", "operator": "NotIn", "values": ["aop"]} in hook[
-        "objectSelector"
-    ]["matchExpressions"]
+    hooks = one(render(values), "MutatingWebhookConfiguration")["webhooks"]
+    assert len(hooks) == 2
+    for hook in hooks:
+        expressions = hook["namespaceSelector"]["matchExpressions"]
+        assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded} in (
+            expressions
+        )
+        own = {"key": "app.kubernetes.io/instance", "operator": "NotIn", "values": ["aop"]}
+        assert own in hook["objectSelector"]["matchExpressions"]
+    # Pods: only those declaring a migration reach the webhook (failurePolicy Fail is narrow).
+    labelled = {"key": "alembic-operator.dev/migration", "operator": "Exists"}
+    assert labelled in hooks[1]["objectSelector"]["matchExpressions"]
 
 
 def test_two_replicas_spread_with_a_disruption_budget(rendered: dict[str, str]) -> None:

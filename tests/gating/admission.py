@@ -23,12 +23,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from alembic_operator.controller.webhooks import (
+from alembic_operator.controller.serving import (
     WEBHOOK_ADDR_ENV,
     WEBHOOK_CERT_DIR_ENV,
-    WEBHOOK_ID,
     WEBHOOK_PORT_ENV,
 )
+from alembic_operator.controller.webhooks import WEBHOOK_ID
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.fixtures import helm_template
 from tests.gating.helpers import deployment

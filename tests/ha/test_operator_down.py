@@ -80,6 +80,18 @@ async def test_operator_fully_down_fail_policy(
         return any(p["spec"].get("nodeName") for p in pods["items"])
 
     await wait_for(api_pod_bound, within=60, what="the ReplicaSet's new pod to be bound")
+    # Pods: one declaring a migration (the label) waits, refused; any other pod is created.
+    pods_path = f"/api/v1/namespaces/{namespace}/pods"
+    labelled = {
+        "metadata": {"name": "report", "labels": {"alembic-operator.dev/migration": "shop"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.example.com/report:1"}]},
+    }
+    status, answer = await kube.request("POST", pods_path, labelled)
+    assert status == 500 and 'failed calling webhook "gate.pods.alembic-operator.dev"' in str(
+        answer
+    ), answer
+    plain = {**labelled, "metadata": {"name": "plain"}}
+    await kube.ok("POST", pods_path, plain)
     # Not selected: the operator's own Deployment (its release's instance label).
     own = deployment("operator", app="op", labels={"app.kubernetes.io/instance": OPERATOR_RELEASE})
     await kube.ok("POST", deployments_path(namespace), own)
