@@ -29,7 +29,9 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import hashlib
 import logging
+import os
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,6 +63,27 @@ logger = logging.getLogger(__name__)
 HoldPoint = Literal["start", "exit"]
 MERGE_PATCH = "application/merge-patch+json"
 RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0)
+
+
+def image_id(reference: str, spec: ImageSpec) -> str:
+    """The imageID a container status reports: ``<repository>@sha256:<digest of the folder>``.
+
+    The digest covers the folder's file names, sizes and modification times (dot folders and
+    ``__pycache__`` left out), so a folder changed in place, or another folder, is another image.
+    """
+    digest = hashlib.sha256(repr(sorted(spec.env.items())).encode())
+    for directory, folders, files in os.walk(spec.root):
+        folders[:] = sorted(f for f in folders if not f.startswith(".") and f != "__pycache__")
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            stat = os.stat(path)
+            relative = os.path.relpath(path, spec.root)
+            digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    repository = reference.split("@", 1)[0]
+    last = repository.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository = repository.rsplit(":", 1)[0]
+    return f"{repository}@sha256:{digest.hexdigest()}"
 
 
 def now() -> str:
@@ -183,6 +206,10 @@ class TestKubelet:
         self.api = api
         self.node = node
         self.images = dict(images)
+        # Every digest reported as an imageID, and the image it stood for: a ``repo@sha256:``
+        # reference runs that image even after ``images[tag]`` moved (as a registry serves an
+        # old digest after a tag is pushed again).
+        self.digests: dict[str, ImageSpec] = {}
         self.workdir = workdir
         self.namespace = namespace
         self.max_grace = max_grace
@@ -635,7 +662,7 @@ class TestKubelet:
                 started=True,
                 ready=not init,
                 containerID=f"local://{run.pod['metadata']['uid']}/{name}",
-                imageID=f"local://{container.get('image')}",
+                imageID=self._image_id(str(container.get("image")), image),
             )
             await self._write_status(run)
             try:
@@ -681,9 +708,17 @@ class TestKubelet:
             state["message"] = message
         status.update(state={"terminated": state}, ready=False)
 
+    def _image_id(self, reference: str, spec: ImageSpec) -> str:
+        reported = image_id(reference, spec)
+        self.digests[reported.rsplit("@", 1)[1]] = spec
+        return reported
+
     def _image(self, reference: str) -> ImageSpec | None:
         if reference in self.images:
             return self.images[reference]
+        digest = reference.rsplit("@", 1)[1] if "@" in reference else None
+        if digest in self.digests:
+            return self.digests[digest]
         bare = reference.split("@", 1)[0]
         if ":" in bare.rsplit("/", 1)[-1]:
             bare = bare.rsplit(":", 1)[0]
