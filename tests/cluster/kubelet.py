@@ -189,6 +189,10 @@ class TestKubelet:
         self.api = api
         self.node = node
         self.images: dict[str, ImageSpec | LocalImage] = dict(images)
+        # Every digest reported as an imageID, and the image it stood for: a ``repo@sha256:``
+        # reference runs that image even after ``images[tag]`` moved (as a registry serves an
+        # old digest after a tag is pushed again).
+        self.digests: dict[str, ImageSpec | LocalImage] = {}
         self.runtime: ProcessRuntime | PodmanRuntime = (
             PodmanRuntime(str(workdir.resolve())) if runtime == "podman" else ProcessRuntime()
         )
@@ -605,6 +609,8 @@ class TestKubelet:
                     run.pod, container, init, own_env, dict(run.mounts), termination, log_path
                 )
                 started = await self.runtime.start(launch, image)
+                if "@" in started.image_id:
+                    self.digests[started.image_id.rsplit("@", 1)[1]] = image
                 break
             except ConfigError as exc:
                 status["state"] = {"waiting": {"reason": exc.reason, "message": str(exc)}}
@@ -715,6 +721,9 @@ class TestKubelet:
     def _image(self, reference: str) -> ImageSpec | LocalImage | None:
         if reference in self.images:
             return self.images[reference]
+        digest = reference.rsplit("@", 1)[1] if "@" in reference else None
+        if digest in self.digests:
+            return self.digests[digest]
         bare = reference.split("@", 1)[0]
         if ":" in bare.rsplit("/", 1)[-1]:
             bare = bare.rsplit(":", 1)[0]

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -348,3 +349,24 @@ async def stop_process(process: asyncio.subprocess.Process, grace: float) -> int
             await process.wait()
     assert process.returncode is not None
     return exit_code_of(process.returncode)
+
+
+def image_id(reference: str, spec: ImageSpec) -> str:
+    """The imageID a container status reports: ``<repository>@sha256:<digest of the folder>``.
+
+    The digest covers the folder's file names, sizes and modification times (dot folders and
+    ``__pycache__`` left out), so a folder changed in place, or another folder, is another image.
+    """
+    digest = hashlib.sha256(repr(sorted(spec.env.items())).encode())
+    for directory, folders, files in os.walk(spec.root):
+        folders[:] = sorted(f for f in folders if not f.startswith(".") and f != "__pycache__")
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            stat = os.stat(path)
+            relative = os.path.relpath(path, spec.root)
+            digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    repository = reference.split("@", 1)[0]
+    last = repository.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository = repository.rsplit(":", 1)[0]
+    return f"{repository}@sha256:{digest.hexdigest()}"

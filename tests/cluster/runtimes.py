@@ -48,6 +48,7 @@ from tests.cluster.processes import (
     base_environment,
     build_argv,
     exit_code_of,
+    image_id,
     start_process,
     stop_process,
     working_directory,
@@ -163,7 +164,7 @@ class ProcessRuntime:
             str(cwd),
             env,
             container_id=f"local://{launch.uid}/{container['name']}",
-            image_id=f"local://{container.get('image')}",
+            image_id=image_id(str(container.get("image")), image),
         )
 
     async def cleanup(self) -> None:

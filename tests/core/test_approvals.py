@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from alembic_operator.core.jobs import RunMode, job_name
+from alembic_operator.core.invocation import RunMode
+from alembic_operator.core.jobs import job_name
 from alembic_operator.core.plans import (
     APPROVE_ANNOTATION,
     CONFIG_MAP_SQL_BUDGET,
@@ -21,7 +22,8 @@ from alembic_operator.model.actions import CreateConfigMap, CreateJob, EventReas
 from alembic_operator.model.reasons import Reason
 from alembic_operator.model.results import PlanSummary, RunnerResult, encode_result
 from alembic_operator.model.status import Phase
-from tests.core.observations import at, job, migration, pod, run, seen, with_status
+from alembic_operator.runner.settings import RunnerSettings, parse_settings
+from tests.core.observations import APP_IMAGE, at, job, migration, pod, run, seen, with_status
 
 SQL = "CREATE TABLE a (id INT);\nCREATE TABLE b (id INT);\n"
 
@@ -57,6 +59,12 @@ def log_of(sql: str) -> str:
     return "\n".join(lines) + "\n" + encode_result(plan_result(sql=sql)) + "\n"
 
 
+def runner_settings(created: CreateJob) -> RunnerSettings:
+    """The settings the embedded runner reads from the Job's container (its flags)."""
+    [container] = created.manifest["spec"]["template"]["spec"]["containers"]
+    return parse_settings(container["args"], {"DATABASE_URL": "sqlite://"})
+
+
 def planning(**spec: object):  # type: ignore[no-untyped-def]  # a finished plan Job
     m = migration(approval={"required": True}, **spec)
     first = run(m)
@@ -74,12 +82,8 @@ def test_approval_required_starts_a_plan_job() -> None:
     assert created.name == job_name(
         m.ref.name, uid=m.ref.uid, generation=1, attempt=1, mode=RunMode.PLAN
     )
-    env = {
-        e["name"]: e.get("value")
-        for e in created.manifest["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    assert env["ALEMBIC_OPERATOR_MODE"] == "plan"
-    assert env["ALEMBIC_OPERATOR_SQL_FILE"] == "-prefixed"
+    settings = runner_settings(created)
+    assert (settings.mode, settings.sql_file) == ("plan", "-prefixed")
     assert [e.reason for e in first.events] == [EventReason.PLAN_STARTED]
 
 
@@ -152,12 +156,10 @@ def test_the_right_hash_starts_the_apply_job_pinned_to_the_plan() -> None:
     decision = run(approved, now=at(10))
     assert decision.status.phase is Phase.RUNNING
     created = next(a for a in decision.actions if isinstance(a, CreateJob))
-    env = {
-        e["name"]: e.get("value")
-        for e in created.manifest["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    assert env["ALEMBIC_OPERATOR_MODE"] == "apply"
-    assert env["ALEMBIC_OPERATOR_EXPECT_REVISIONS"] == "base"
+    settings = runner_settings(created)
+    assert (settings.mode, settings.expect_revisions) == ("apply", ())
+    assert settings.expect_plan_revisions == ("r1", "r2")
+    assert settings.expect_sql_sha256 == hashlib.sha256(SQL.encode()).hexdigest()
     assert decision.status.plan is not None and decision.status.plan.hash == digest
 
 
@@ -193,17 +195,15 @@ def test_nothing_happens_without_an_annotation() -> None:
     assert decision.status == m.status and decision.actions == ()
 
 
-def test_outdated_plan_is_rendered_again() -> None:
+def test_a_plan_outdated_by_a_moved_database_is_rendered_again() -> None:
     m, digest = awaiting({APPROVE_ANNOTATION: ""})
     m = replace(m, annotations={APPROVE_ANNOTATION: digest})
     applying = run(m, now=at(10))
     m = with_status(m, applying.status)
     apply_job = applying.actions[0]
     assert isinstance(apply_job, CreateJob)
-    outdated = pod(
-        exit_code=17,
-        message=encode_result(RunnerResult(Reason.PLAN_OUTDATED, message="the plan is outdated")),
-    )
+    moved = RunnerResult(Reason.PLAN_OUTDATED, from_revisions=("r0",), message="the database moved")
+    outdated = pod(exit_code=17, message=encode_result(moved))
     decision = run(m, seen(job(apply_job.name, outdated, failed=True)), now=at(12))
     assert decision.status.phase is Phase.PENDING and decision.status.plan is None
     assert decision.requeue_after == 0.0
@@ -259,3 +259,81 @@ def test_a_cut_log_is_reported_as_omitted() -> None:
     result = plan_result(sql=SQL * 3)
     data = render_plan(migration(), result, output=log_of(SQL)).config_map["data"]
     assert "sql" not in data and "log was cut" in data["sqlOmitted"]
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def approved_apply(image_id: str | None):  # type: ignore[no-untyped-def]
+    """The apply Job an approval starts after a plan pod that reported ``image_id``."""
+    m, plan_job, _ = planning()
+    plan_pod = replace(plan_job.pods[0], image_id=image_id)
+    recorded = run(m, seen(replace(plan_job, pods=(plan_pod,))), now=at(5))
+    assert recorded.status.plan is not None
+    m = with_status(m, recorded.status)
+    m = replace(m, annotations={APPROVE_ANNOTATION: recorded.status.plan.hash})
+    applying = run(m, now=at(10))
+    created = next(a for a in applying.actions if isinstance(a, CreateJob))
+    return with_status(m, applying.status), created
+
+
+@pytest.mark.parametrize(
+    ("image_id", "image"),
+    [
+        pytest.param(
+            f"ghcr.io/acme/shop@{DIGEST}",
+            f"ghcr.io/acme/shop@{DIGEST}",
+            id="digest",
+        ),
+        pytest.param(
+            # The repository as the runtime spells it; the spec's repository is kept.
+            f"docker-pullable://ghcr.io/acme/shop@{DIGEST}",
+            f"ghcr.io/acme/shop@{DIGEST}",
+            id="docker-pullable",
+        ),
+        # No repository digest known (a local image, a runtime reporting none): the tag, as
+        # before; the runner's plan check still refuses other revisions or SQL.
+        pytest.param("sha256:" + "cd" * 32, APP_IMAGE, id="no-digest"),
+        pytest.param(None, APP_IMAGE, id="no-image-id"),
+    ],
+)
+def test_the_apply_job_runs_the_image_the_plan_ran(image_id: str | None, image: str) -> None:
+    m, created = approved_apply(image_id)
+    assert m.status.plan is not None and m.status.plan.image_id == image_id
+    [container] = created.manifest["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == image
+    [init] = created.manifest["spec"]["template"]["spec"]["initContainers"]
+    assert init["image"] != image  # the runner image is not pinned to the app's digest
+
+
+def test_a_pinned_run_records_the_tag_as_last_succeeded() -> None:
+    m, created = approved_apply(f"ghcr.io/acme/shop@{DIGEST}")
+    applied = RunnerResult(Reason.APPLIED, to_revisions=("r2",), applied_revisions=("r1", "r2"))
+    done = job(
+        created.name,
+        pod(exit_code=0, message=encode_result(applied)),
+        image=f"ghcr.io/acme/shop@{DIGEST}",
+        complete=True,
+    )
+    decision = run(m, seen(done), now=at(12))
+    assert decision.status.phase is Phase.SUCCEEDED
+    assert decision.status.last_succeeded is not None
+    assert decision.status.last_succeeded.image == APP_IMAGE
+
+
+def test_an_image_that_differs_from_the_approved_plan_fails() -> None:
+    m, created = approved_apply(None)
+    differs = RunnerResult(
+        Reason.PLAN_OUTDATED,
+        from_revisions=(),
+        message="the migration differs from the approved plan: ... not in the approved plan: r3",
+    )
+    outdated = job(created.name, pod(exit_code=17, message=encode_result(differs)), failed=True)
+    decision = run(m, seen(outdated), now=at(12))
+    assert decision.status.phase is Phase.FAILED
+    stalled = next(c for c in decision.status.conditions if c.type.value == "Stalled")
+    assert stalled.reason is Reason.PLAN_OUTDATED
+    assert "not in the approved plan: r3" in (decision.status.message or "")
+    assert not [a for a in decision.actions if isinstance(a, CreateJob)]
+    again = run(with_status(m, decision.status), now=at(13))
+    assert not [a for a in again.actions if isinstance(a, CreateJob)]  # permanent

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from alembic_operator.core.invocation import RunMode
 from alembic_operator.core.jobs import (
     INIT_CONTAINER,
     LABEL_MIGRATION,
     MIGRATE_CONTAINER,
-    RunMode,
     build_job,
     job_name,
     label_value,
@@ -291,26 +291,32 @@ def test_embedded_runner_wiring() -> None:
     assert {"name": "alembic-operator", "emptyDir": {}} in pod["volumes"]
 
 
-def test_runner_settings_env() -> None:
-    env = {e["name"]: e.get("value") for e in main_container(job_for(all_knobs()))["env"]}
-    assert env["ALEMBIC_OPERATOR_MODE"] == "apply"
-    assert env["ALEMBIC_OPERATOR_REVISION"] == "0007_orders@head"
-    assert env["ALEMBIC_OPERATOR_CONFIG"] == "db/alembic.ini"
-    assert env["ALEMBIC_OPERATOR_SECTION"] == "orders"
-    assert env["ALEMBIC_OPERATOR_WORKDIR"] == "/app"
-    assert env["ALEMBIC_OPERATOR_X_ARGS"] == '{"dry": "false", "tenant": "acme"}'
-    assert env["ALEMBIC_OPERATOR_ALLOW_DOWNGRADE"] == "true"
-    assert env["ALEMBIC_OPERATOR_LOCK"] == "advisory"
-    assert env["ALEMBIC_OPERATOR_LOCK_TIMEOUT_SECONDS"] == "120"
-    assert env["ALEMBIC_OPERATOR_PG_LOCK_TIMEOUT"] == "5s"
-    assert env["ALEMBIC_OPERATOR_PG_STATEMENT_TIMEOUT"] == "15min"
-    assert env["ALEMBIC_OPERATOR_TERMINATION_MESSAGE_PATH"] == "/dev/termination-log"
+def test_runner_settings_are_flags() -> None:
+    main = main_container(job_for(all_knobs()))
+    assert main["args"] == [
+        "--args-only",
+        "--mode=apply",
+        "--revision=0007_orders@head",
+        "--config=db/alembic.ini",
+        "--section=orders",
+        "--workdir=/app",
+        "--lock=advisory",
+        "--lock-timeout=120",
+        "--pg-lock-timeout=5s",
+        "--pg-statement-timeout=15min",
+        "--termination-message-path=/dev/termination-log",
+        "-x",
+        "dry=false",
+        "-x",
+        "tenant=acme",
+        "--allow-downgrade",
+    ]
+    assert not [e for e in main["env"] if e["name"].startswith("ALEMBIC_OPERATOR_")]
 
 
 def test_runner_settings_are_read_back_by_the_runner() -> None:
-    env = {e["name"]: e.get("value") or "" for e in main_container(job_for(all_knobs()))["env"]}
-    env["DATABASE_URL"] = "sqlite://"
-    settings = parse_settings([], env)
+    main = main_container(job_for(all_knobs()))
+    settings = parse_settings(main["args"], {"DATABASE_URL": "sqlite://"})
     assert settings.revision == "0007_orders@head"
     assert settings.section == "orders"
     assert dict(settings.x_args) == {"tenant": "acme", "dry": "false"}
@@ -319,11 +325,39 @@ def test_runner_settings_are_read_back_by_the_runner() -> None:
     assert settings.pg_statement_timeout == "15min"
 
 
+# What an app's envFrom (a ConfigMap with the runner's prefix) could inject.
+HOSTILE_ENV = {
+    "ALEMBIC_OPERATOR_LOCK_NAME": "someone-elses-lock",
+    "ALEMBIC_OPERATOR_LOCK": "none",
+    "ALEMBIC_OPERATOR_MODE": "plan",
+    "ALEMBIC_OPERATOR_REVISION": "base",
+    "ALEMBIC_OPERATOR_ALLOW_DOWNGRADE": "true",
+    "ALEMBIC_OPERATOR_LOCK_TIMEOUT_SECONDS": "1",
+    "ALEMBIC_OPERATOR_CONNECT_TIMEOUT_SECONDS": "1",
+    "ALEMBIC_OPERATOR_X_ARGS": '{"tenant": "evil"}',
+    "ALEMBIC_OPERATOR_EXPECT_REVISIONS": "0001_customers",
+    "ALEMBIC_OPERATOR_SQL_FILE": "/tmp/elsewhere",
+    "ALEMBIC_OPERATOR_TERMINATION_MESSAGE_PATH": "/tmp/elsewhere",
+}
+
+
+def test_the_apps_env_cannot_change_the_embedded_runners_settings() -> None:
+    args = main_container(job_for(minimal()))["args"]
+    settings = parse_settings(args, {"DATABASE_URL": "sqlite://", **HOSTILE_ENV})
+    clean = parse_settings(args, {"DATABASE_URL": "sqlite://"})
+    assert settings == clean
+    assert (settings.lock_name, settings.lock, settings.mode) == (
+        "alembic-operator",
+        "advisory",
+        "apply",
+    )
+    assert settings.termination_message_path == "/dev/termination-log"
+
+
 def test_user_env_comes_after_ours() -> None:
     env = main_container(job_for(all_knobs()))["env"]
     names = [e["name"] for e in env]
-    assert names[-3:] == ["LOG_LEVEL", "SENTRY_DSN", "POD_NAME"]
-    assert all(n == "DATABASE_URL" or n.startswith("ALEMBIC_OPERATOR_") for n in names[:-3])
+    assert names == ["DATABASE_URL", "LOG_LEVEL", "SENTRY_DSN", "POD_NAME"]
 
 
 def test_command_runner_wiring() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from alembic_operator.bundling import EMBEDDED_MODULES, build_runner_source
-from tests.conftest import REPO
+from tests.conftest import MIGRATIONS, REPO
 from tests.databases import Database
 from tests.runner.harness import ALL_REVISIONS, HEAD, copy_project, revision_source, run_runner
 
@@ -154,4 +154,30 @@ def test_old_stack_reports_failures(old_python: str, pg_database: Database, tmp_
     )
     assert (run.exit_code, run.result["reason"]) == (10, "MigrationFailed")
     assert run.result["failedRevision"] == "0010_broken"
+    assert pg_database.versions() == {HEAD}
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql
+def test_old_stack_checks_an_approved_plan(
+    old_python: str, pg_database: Database, tmp_path: Path
+) -> None:
+    plan = run_runner(pg_database.url, "--plan", tmp_path=tmp_path, embedded_python=old_python)
+    assert plan.exit_code == 0, plan.stderr
+    approved = (
+        "--args-only",
+        f"--workdir={MIGRATIONS}",
+        "--expect-revisions=base",
+        f"--expect-plan-revisions={','.join(plan.result['plan']['revisions'])}",
+        f"--expect-sql-sha256={plan.result['plan']['sqlSha256']}",
+        f"--termination-message-path={tmp_path / 'termination'}",
+    )
+    drop = revision_source("0010_drop", HEAD, "    op.drop_table('categories')")
+    project = copy_project(tmp_path, extra={"0010_drop.py": drop})
+    changed = (*approved[:1], f"--workdir={project}", *approved[2:])
+    refused = run_runner(pg_database.url, *changed, tmp_path=tmp_path, embedded_python=old_python)
+    assert (refused.exit_code, refused.result["reason"]) == (17, "PlanOutdated"), refused.stderr
+    assert pg_database.tables() == set()
+    applied = run_runner(pg_database.url, *approved, tmp_path=tmp_path, embedded_python=old_python)
+    assert applied.exit_code == 0, applied.stderr
     assert pg_database.versions() == {HEAD}

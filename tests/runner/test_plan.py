@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.databases import Database
-from tests.runner.harness import ALL_REVISIONS, HEAD, run_runner
+from tests.runner.harness import ALL_REVISIONS, HEAD, copy_project, revision_source, run_runner
 
 
 def test_plan_changes_nothing(database: Database, tmp_path: Path) -> None:
@@ -72,3 +72,53 @@ def test_an_approved_plan_refuses_a_database_that_moved(database: Database, tmp_
     same = run_runner(database.url, "--expect-revisions", "0003_orders", tmp_path=tmp_path)
     assert same.exit_code == 0, same.stderr
     assert database.versions() == {HEAD}
+
+
+def approved_plan(url: str, tmp_path: Path) -> tuple[str, ...]:
+    """Flags pinning an apply run to the plan of the example project from here."""
+    plan = run_runner(url, "--plan", "--sql-file", str(tmp_path / "plan.sql"), tmp_path=tmp_path)
+    assert plan.exit_code == 0, plan.stderr
+    start = plan.result["fromRevision"] or "base"
+    return (
+        f"--expect-revisions={start}",
+        f"--expect-plan-revisions={','.join(plan.result['plan']['revisions'])}",
+        f"--expect-sql-sha256={plan.result['plan']['sqlSha256']}",
+    )
+
+
+DROP = revision_source("0010_drop", HEAD, "    op.drop_table('categories')")
+
+
+def test_an_unseen_revision_is_refused_before_any_ddl(
+    pg_database: Database, tmp_path: Path
+) -> None:
+    approved = approved_plan(pg_database.url, tmp_path)
+    # The same tag, pushed again with one more revision.
+    project = copy_project(tmp_path, extra={"0010_drop.py": DROP})
+    run = run_runner(pg_database.url, *approved, project=project, tmp_path=tmp_path)
+    assert (run.exit_code, run.result["reason"]) == (17, "PlanOutdated"), run.stderr
+    assert "not in the approved plan: 0010_drop" in run.result["message"]
+    assert run.result["appliedRevisions"] == []
+    assert pg_database.tables() == set()  # no DDL at all, not even alembic_version
+
+
+def test_changed_sql_of_the_same_revisions_is_refused(
+    pg_database: Database, tmp_path: Path
+) -> None:
+    assert run_runner(pg_database.url, "--revision", "0008_categories", tmp_path=tmp_path)
+    approved = approved_plan(pg_database.url, tmp_path)
+    project = copy_project(tmp_path)
+    head = project / "versions" / f"{HEAD}.py"
+    head.write_text(head.read_text().replace("200", "300"))
+    run = run_runner(pg_database.url, *approved, project=project, tmp_path=tmp_path)
+    assert (run.exit_code, run.result["reason"]) == (17, "PlanOutdated"), run.stderr
+    assert "its SQL has sha256" in run.result["message"]
+    assert pg_database.versions() == {"0008_categories"}
+
+
+def test_the_approved_plan_applies(pg_database: Database, tmp_path: Path) -> None:
+    approved = approved_plan(pg_database.url, tmp_path)
+    run = run_runner(pg_database.url, *approved, tmp_path=tmp_path)
+    assert (run.exit_code, run.result["reason"]) == (0, "Applied"), run.stderr
+    assert len(run.result["appliedRevisions"]) == ALL_REVISIONS
+    assert pg_database.versions() == {HEAD}

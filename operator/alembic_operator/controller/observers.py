@@ -209,7 +209,10 @@ def parse_job(raw: Mapping[str, Any], *, pods: tuple[ObservedPod, ...] = ()) -> 
 def parse_pod(raw: Mapping[str, Any]) -> ObservedPod:
     meta = raw.get("metadata") or {}
     statuses = (raw.get("status") or {}).get("containerStatuses") or ()
-    state = next((s.get("state") or {} for s in statuses if s.get("name") == MIGRATE_CONTAINER), {})
+    migrate: Mapping[str, Any] = next(
+        (s for s in statuses if s.get("name") == MIGRATE_CONTAINER), {}
+    )
+    state = migrate.get("state") or {}
     terminated, waiting = state.get("terminated"), state.get("waiting")
     return ObservedPod(
         name=str(meta.get("name")),
@@ -224,6 +227,7 @@ def parse_pod(raw: Mapping[str, Any]) -> ObservedPod:
         ),
         waiting_reason=waiting.get("reason") if waiting else None,
         waiting_message=waiting.get("message") if waiting else None,
+        image_id=str(migrate.get("imageID") or "") or None,
     )
 
 

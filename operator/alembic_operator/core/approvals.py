@@ -46,6 +46,8 @@ def record_plan(migration: Migration, outcome: Outcome, *, now: datetime) -> Dec
         generation=ref.generation,
         from_revision=",".join(result.from_revisions),
         image=spec.image,
+        image_id=outcome.pod.image_id if outcome.pod else None,
+        sql_sha256=summary.sql_sha256,
     )
     shape = (
         f"plan {rendered.hash}: {summary.direction} {', '.join(result.from_revisions) or 'base'}"
@@ -102,6 +104,20 @@ def awaiting_approval(migration: Migration, verdict: Approval, *, now: datetime)
         new = replace(status, message=message)
         return Decision(new, (PostEvent(EventReason.APPROVAL_MISMATCH, message, warning=True),))
     return Decision(status)
+
+
+def database_moved(migration: Migration, outcome: Outcome) -> bool:
+    """Whether a PlanOutdated run found the database elsewhere than the approved plan started.
+
+    Then a new plan is rendered (:func:`plan_outdated`). Otherwise the database is where the
+    plan started and the *image* differs from the approved plan (other revisions or SQL under
+    the same reference): the migration fails (PlanOutdated) for a person to look at.
+    """
+    plan, result = migration.status.plan, outcome.result
+    if plan is None or result is None:
+        return True
+    start = {r for r in (plan.from_revision or "").split(",") if r}
+    return set(result.from_revisions) != start
 
 
 def plan_outdated(migration: Migration, outcome: Outcome, *, now: datetime) -> Decision:

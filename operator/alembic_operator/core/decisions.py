@@ -21,11 +21,12 @@ from datetime import datetime, timedelta
 
 from alembic_operator.core.approvals import (
     awaiting_approval,
+    database_moved,
     has_changes,
     plan_outdated,
     record_plan,
 )
-from alembic_operator.core.jobs import RunMode
+from alembic_operator.core.invocation import RunMode, requested_image
 from alembic_operator.core.launches import (
     RETRY_ANNOTATION,
     RUNNING_RESYNC_SECONDS,
@@ -175,7 +176,11 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
             outcome = Outcome(False, Reason.MIGRATION_FAILED, "the plan Job reported no plan")
         else:  # nothing to apply: nothing to approve
             outcome = replace(outcome, reason=Reason.UP_TO_DATE)
-    if isinstance(outcome, Outcome) and outcome.reason is Reason.PLAN_OUTDATED:
+    if (
+        isinstance(outcome, Outcome)
+        and outcome.reason is Reason.PLAN_OUTDATED
+        and database_moved(migration, outcome)
+    ):
         return plan_outdated(migration, outcome, now=now)
     if isinstance(outcome, Outcome):
         return _outcome(migration, job, outcome, now=now)
@@ -238,6 +243,7 @@ def _outcome(
             from_revision=",".join(result.from_revisions) or None,
             current_revision=",".join(result.to_revisions) or None,
             applied_revisions=result.applied_revisions,
+            failed_revision=None if outcome.succeeded else result.failed_revision,
             duration_seconds=result.duration_seconds,
         )
     if outcome.succeeded:
@@ -245,7 +251,8 @@ def _outcome(
             new,
             log_tail=None,
             last_succeeded=LastSucceeded(
-                image=job.image,
+                # The tag the spec named, also when the Job ran the plan's pinned digest.
+                image=requested_image(job.image, status.plan),
                 revision=new.current_revision,
                 generation=generation,
                 finished_at=ended,

@@ -15,24 +15,29 @@ therefore deletes succeeded Jobs itself once the TTL has passed (:func:`succeede
 
 from __future__ import annotations
 
-import enum
 import hashlib
-import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from alembic_operator.core.invocation import (
+    TERMINATION_MESSAGE_PATH,
+    RunMode,
+    pinned_image,
+    runner_args,
+    runner_env,
+)
 from alembic_operator.model.migrations import Migration, MigrationRef
 from alembic_operator.model.reasons import PERMANENT_EXIT_CODES, RETRYABLE_EXIT_CODES
 from alembic_operator.model.spec import (
     API_VERSION,
-    DATABASE_URL_ENV,
     GROUP,
     KIND,
     MigrationSpec,
     RunnerType,
     thaw,
 )
+from alembic_operator.model.status import PlanStatus
 
 MAX_NAME = 63
 HASH_LENGTH = 10
@@ -42,8 +47,6 @@ RUNNER_DIR = "/alembic-operator"
 RUNNER_PATH = f"{RUNNER_DIR}/runner.py"
 RUNNER_VOLUME = "alembic-operator"
 TMP_VOLUME = "tmp"
-TERMINATION_MESSAGE_PATH = "/dev/termination-log"
-ENV_PREFIX = "ALEMBIC_OPERATOR_"
 
 LABEL_MIGRATION = f"{GROUP}/migration"
 LABEL_MIGRATION_UID = f"{GROUP}/migration-uid"
@@ -56,13 +59,6 @@ MANAGED_BY = "alembic-operator"
 
 _NOT_IN_LABEL = re.compile(r"[^a-z0-9-]+")
 _NOT_IN_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class RunMode(enum.StrEnum):
-    """What the runner does: ``apply`` the migration, or only render the ``plan``."""
-
-    APPLY = "apply"
-    PLAN = "plan"
 
 
 def _digest(*parts: object) -> str:
@@ -152,50 +148,6 @@ def pod_failure_policy(runner: RunnerType) -> dict[str, Any]:
     return {"rules": rules}
 
 
-def runner_env(spec: MigrationSpec, *, mode: RunMode = RunMode.APPLY) -> list[dict[str, Any]]:
-    """``DATABASE_URL`` from the Secret, then the runner's settings (docs/runner.md)."""
-    ref = spec.database.url_secret_ref
-    env: list[dict[str, Any]] = [
-        {
-            "name": DATABASE_URL_ENV,
-            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
-        }
-    ]
-    alembic, sessions = spec.alembic, spec.database.session_settings
-    settings: list[tuple[str, str | None]] = [
-        ("MODE", mode.value),
-        ("REVISION", spec.revision),
-        ("CONFIG", alembic.config),
-        ("SECTION", alembic.section),
-        ("WORKDIR", alembic.working_dir),
-        ("X_ARGS", json.dumps(dict(sorted(alembic.x_args.items()))) if alembic.x_args else None),
-        ("ALLOW_DOWNGRADE", "true" if spec.allow_downgrade else "false"),
-        ("LOCK", spec.database.lock.value),
-        ("LOCK_TIMEOUT_SECONDS", str(spec.database.lock_timeout_seconds)),
-        ("PG_LOCK_TIMEOUT", sessions.lock_timeout),
-        ("PG_STATEMENT_TIMEOUT", sessions.statement_timeout),
-        ("TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH),
-        # A plan's SQL goes to the log behind a line prefix the operator reads it back by.
-        ("SQL_FILE", "-prefixed" if mode is RunMode.PLAN else None),
-    ]
-    env += [{"name": ENV_PREFIX + k, "value": v} for k, v in settings if v is not None]
-    if spec.runner.type is RunnerType.COMMAND:
-        options = _pg_options(spec)
-        if options:
-            env.append({"name": "PGOPTIONS", "value": options})
-    return env
-
-
-def _pg_options(spec: MigrationSpec) -> str:
-    """libpq options for a user command (the embedded runner sets PGOPTIONS itself)."""
-    sessions = spec.database.session_settings
-    pairs = (
-        ("lock_timeout", sessions.lock_timeout),
-        ("statement_timeout", sessions.statement_timeout),
-    )
-    return " ".join(f"-c {name}={value}" for name, value in pairs if value)
-
-
 def pod_security_context() -> dict[str, Any]:
     """The restricted Pod Security Standard, pod level."""
     return {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -230,19 +182,27 @@ def _container_common(spec: MigrationSpec) -> dict[str, Any]:
     return common
 
 
-def migrate_container(spec: MigrationSpec, *, mode: RunMode = RunMode.APPLY) -> dict[str, Any]:
+def migrate_container(
+    spec: MigrationSpec, *, mode: RunMode = RunMode.APPLY, approved: PlanStatus | None = None
+) -> dict[str, Any]:
     """The container that runs the migration; user env and envFrom come after ours (explicit
-    ``env`` entries win over ``envFrom`` in Kubernetes, so DATABASE_URL cannot be shadowed)."""
-    container: dict[str, Any] = {"name": MIGRATE_CONTAINER, "image": spec.run_image}
+    ``env`` entries win over ``envFrom`` in Kubernetes, so DATABASE_URL cannot be shadowed).
+
+    An approved plan's apply Job runs the image the plan ran (:func:`pinned_image`)."""
+    image = spec.run_image
+    if approved is not None and mode is RunMode.APPLY:
+        image = pinned_image(image, approved.image_id)
+    container: dict[str, Any] = {"name": MIGRATE_CONTAINER, "image": image}
     if spec.runner.type is RunnerType.EMBEDDED:
         container["command"] = [spec.alembic.python, RUNNER_PATH]
+        container["args"] = runner_args(spec, mode=mode, approved=approved)
         if spec.alembic.working_dir:
             container["workingDir"] = spec.alembic.working_dir
     else:
         container["command"] = list(spec.runner.command)
         if spec.runner.args:
             container["args"] = list(spec.runner.args)
-    container["env"] = runner_env(spec, mode=mode) + thaw(spec.pod.env)
+    container["env"] = runner_env(spec, mode=mode, approved=approved) + thaw(spec.pod.env)
     if spec.pod.env_from:
         container["envFrom"] = thaw(spec.pod.env_from)
     return container | _container_common(spec)
@@ -261,7 +221,9 @@ def init_container(spec: MigrationSpec, *, runner_image: str) -> dict[str, Any]:
     } | _container_common(spec)
 
 
-def pod_spec(spec: MigrationSpec, *, runner_image: str, mode: RunMode) -> dict[str, Any]:
+def pod_spec(
+    spec: MigrationSpec, *, runner_image: str, mode: RunMode, approved: PlanStatus | None = None
+) -> dict[str, Any]:
     """The pod template's spec: restricted security, no API token, the user's pod knobs."""
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -284,7 +246,7 @@ def pod_spec(spec: MigrationSpec, *, runner_image: str, mode: RunMode) -> dict[s
     if spec.runner.type is RunnerType.EMBEDDED:
         pod["initContainers"] = [init_container(spec, runner_image=runner_image)]
         volumes.append({"name": RUNNER_VOLUME, "emptyDir": {}})
-    pod["containers"] = [migrate_container(spec, mode=mode)]
+    pod["containers"] = [migrate_container(spec, mode=mode, approved=approved)]
     pod["volumes"] = volumes
     return pod
 
@@ -295,14 +257,15 @@ def build_job(
     runner_image: str,
     attempt: int,
     mode: RunMode = RunMode.APPLY,
-    expect_revisions: tuple[str, ...] | None = None,
+    approved: PlanStatus | None = None,
 ) -> dict[str, Any]:
     """The batch/v1 Job for one attempt of ``migration`` (see the module docstring on TTL).
 
     ``suspend`` is always false: a suspended migration gets no new Job at all, and a running
     one is left to finish. ``podReplacementPolicy`` is left to its default, which is ``Failed``
     whenever ``podFailurePolicy`` is set: no second pod starts while a terminating one may still
-    hold the migration lock.
+    hold the migration lock. ``approved``: the approved plan an apply Job must run exactly
+    (its image digest, its starting revisions, its revisions and SQL hash).
     """
     ref, spec = migration.ref, migration.spec
     labels = job_labels(ref, attempt=attempt, mode=mode)
@@ -329,20 +292,10 @@ def build_job(
             "podFailurePolicy": pod_failure_policy(spec.runner.type),
             "template": {
                 "metadata": template_meta,
-                "spec": pod_spec(spec, runner_image=runner_image, mode=mode),
+                "spec": pod_spec(spec, runner_image=runner_image, mode=mode, approved=approved),
             },
         },
     }
-    if expect_revisions is not None:
-        # An approved plan runs only from the revisions it was rendered from.
-        for container in job["spec"]["template"]["spec"]["containers"]:
-            if container["name"] == MIGRATE_CONTAINER:
-                container.setdefault("env", []).append(
-                    {
-                        "name": f"{ENV_PREFIX}EXPECT_REVISIONS",
-                        "value": ",".join(expect_revisions) or "base",
-                    }
-                )
     return job
 
 

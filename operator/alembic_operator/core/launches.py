@@ -11,7 +11,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from alembic_operator.core.conditions import find_condition
-from alembic_operator.core.jobs import RunMode, build_job, job_name
+from alembic_operator.core.invocation import RunMode
+from alembic_operator.core.jobs import build_job, job_name
 from alembic_operator.core.transitions import finished, with_phase
 from alembic_operator.model.actions import Action, CreateJob, Decision, EventReason, PostEvent
 from alembic_operator.model.migrations import Migration
@@ -23,7 +24,6 @@ from alembic_operator.model.status import (
     JobStatus,
     MigrationStatus,
     Phase,
-    PlanStatus,
 )
 
 RETRY_ANNOTATION = f"{GROUP}/retry"
@@ -81,10 +81,9 @@ def start_job(
     new = running(
         migration, JobStatus(name=name, attempt=attempt), message, token, now=now, mode=mode
     )
-    plan = status.plan if not planning and status.plan else None
-    expect = plan_start(plan) if plan is not None else None
+    approved = status.plan if not planning and status.plan else None
     job = build_job(
-        migration, runner_image=runner_image, attempt=attempt, mode=mode, expect_revisions=expect
+        migration, runner_image=runner_image, attempt=attempt, mode=mode, approved=approved
     )
     event = EventReason.PLAN_STARTED if planning else EventReason.MIGRATION_STARTED
     actions: tuple[Action, ...] = (CreateJob(job), PostEvent(event, message))
@@ -95,10 +94,6 @@ def start_message(name: str, *, attempt: int, revision: str | None, mode: RunMod
     """The status message from a Job's start until a problem shows (see decisions._track)."""
     what = "plan Job" if mode is RunMode.PLAN else "Job"
     return f"{what} {name} started (attempt {attempt}) to revision {revision}"
-
-
-def plan_start(plan: PlanStatus) -> tuple[str, ...]:
-    return tuple(r for r in (plan.from_revision or "").split(",") if r)
 
 
 def adopt_job(
@@ -164,6 +159,7 @@ def running(
         duration_seconds=None,
         message=message,
         log_tail=None,
+        failed_revision=None,
         from_revision=status.current_revision,
         applied_revisions=(),
         # A new plan replaces the old one; an approved plan stays while it is applied.

@@ -40,6 +40,7 @@ class ObservedPod:
     terminated: Termination | None = None
     waiting_reason: str | None = None
     waiting_message: str | None = None
+    image_id: str | None = None  # the migrate container's imageID (a digest where one is known)
     log_tail: str | None = None  # read only for a failed migrate container
     output: str | None = None  # the whole log of a finished plan pod (its SQL)
 

@@ -75,6 +75,8 @@ class PlanStatus:
     generation: int | None = None
     from_revision: str | None = None
     image: str | None = None
+    image_id: str | None = None  # the plan pod's containerStatuses[].imageID
+    sql_sha256: str | None = None  # the runner's hash of the plan's offline SQL
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class MigrationStatus:
     from_revision: str | None = None
     current_revision: str | None = None
     applied_revisions: tuple[str, ...] = ()
+    failed_revision: str | None = None  # the revision a failed run stopped at (its result)
     plan: PlanStatus | None = None
     job: JobStatus | None = None
     attempts: int = 0
@@ -208,6 +211,7 @@ def parse_status(status: RawObject) -> MigrationStatus:
         from_revision=_opt(status, "fromRevision", kind=str),
         current_revision=_opt(status, "currentRevision", kind=str),
         applied_revisions=_str_tuple(status.get("appliedRevisions")),
+        failed_revision=_opt(status, "failedRevision", kind=str),
         plan=None
         if plan is None
         else PlanStatus(
@@ -218,6 +222,8 @@ def parse_status(status: RawObject) -> MigrationStatus:
             sql_config_map=_opt(plan, "sqlConfigMap", kind=str),
             from_revision=_opt(plan, "fromRevision", kind=str),
             image=_opt(plan, "image", kind=str),
+            image_id=_opt(plan, "imageID", kind=str),
+            sql_sha256=_opt(plan, "sqlSha256", kind=str),
             generation=_opt(plan, "generation", kind=int),
         ),
         job=None
@@ -293,6 +299,8 @@ def status_to_patch(status: MigrationStatus) -> dict[str, Any]:
             "sqlConfigMap": p.sql_config_map,
             "fromRevision": p.from_revision,
             "image": p.image,
+            "imageID": p.image_id,
+            "sqlSha256": p.sql_sha256,
             "generation": p.generation,
         },
     )
@@ -304,6 +312,7 @@ def status_to_patch(status: MigrationStatus) -> dict[str, Any]:
         "fromRevision": status.from_revision,
         "currentRevision": status.current_revision,
         "appliedRevisions": list(status.applied_revisions[-REVISION_LIST_LIMIT:]),
+        "failedRevision": status.failed_revision,
         "plan": plan,
         "job": _nested(status.job, lambda j: {"name": j.name, "uid": j.uid, "attempt": j.attempt}),
         "attempts": status.attempts,

@@ -156,6 +156,12 @@ def _run_locked(settings: RunnerSettings, lock: DatabaseLock) -> RunnerResult:
     if settings.lock == "advisory":
         lock.acquire()
     if settings.mode != "plan":
+        if settings.expect_sql_sha256 is not None or settings.expect_plan_revisions is not None:
+            refused = _differs_from_approved_plan(
+                settings, scripts=scripts, graph=graph, target=target
+            )
+            if refused is not None:
+                return refused
         # One env.py run reads the current revision (under the lock), classifies, and applies.
         return _apply(settings, cfg=cfg, scripts=scripts, graph=graph, target=target, lock=lock)
     current = _read_current(cfg, scripts)
@@ -174,6 +180,57 @@ class Classified:
     result: RunnerResult
     assessment: Assessment | None = None
     proceed: bool = False  # render the plan / run the migrations
+
+
+def _differs_from_approved_plan(
+    settings: RunnerSettings, *, scripts: ScriptDirectory, graph: RevisionGraph, target: Target
+) -> RunnerResult | None:
+    """Before any DDL: render the plan as the plan Job did (same steps, same settings) and
+    refuse (PlanOutdated) unless its revisions and SQL hash are the approved plan's."""
+    cfg = load_config(
+        config_path=settings.config,
+        section=settings.section,
+        url=settings.database_url,
+        x_args=settings.x_args,
+        output_buffer=io.StringIO(),
+    )
+    current = _read_current(cfg, scripts)
+    classified = _classify(settings, graph=graph, target=target, current=current)
+    if classified.assessment is None or not classified.proceed:
+        return classified.result  # a moved database, a refusal, nothing to do
+    assessment = classified.assessment
+    revisions = assessment.to_undo if assessment.direction == DOWNGRADE else assessment.to_apply
+    problems = []
+    approved = settings.expect_plan_revisions
+    if approved is not None and tuple(revisions) != approved:
+        unseen = [r for r in revisions if r not in approved]
+        problems.append(
+            f"it would run {len(revisions)} revision(s) ({', '.join(revisions) or 'none'}), "
+            f"the approved plan {len(approved)}"
+            + (f"; not in the approved plan: {', '.join(unseen)}" if unseen else "")
+        )
+    if settings.expect_sql_sha256 is not None:
+        sql = ""
+        if revisions:
+            sql = offline_sql(
+                cfg, direction=assessment.direction, current=current, target=settings.revision
+            )
+        digest = hashlib.sha256(sql.encode("utf-8")).hexdigest()
+        if digest != settings.expect_sql_sha256:
+            approved_sql = settings.expect_sql_sha256
+            problems.append(f"its SQL has sha256 {digest[:16]}, the approved {approved_sql[:16]}")
+    if not problems:
+        return None
+    return replace(
+        classified.result,
+        reason=Reason.PLAN_OUTDATED,
+        message=(
+            "the migration differs from the approved plan: "
+            + "; ".join(problems)
+            + ". Nothing was changed: the image is not the one the plan was rendered from "
+            "(was its tag pushed again?); render and approve a new plan"
+        ),
+    )
 
 
 def _classify(

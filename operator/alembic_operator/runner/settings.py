@@ -1,7 +1,11 @@
-"""The runner's inputs: environment variables (how the Job passes them), with CLI flags on top.
+"""The runner's inputs: CLI flags, over ``ALEMBIC_OPERATOR_*`` environment variables.
 
 The database URL is read only from ``DATABASE_URL``: never from argv, where ``ps`` and shell
 history would show it. Bad values become an ``InvalidConfiguration`` result, not a traceback.
+
+The operator's embedded Jobs pass every setting as a flag together with ``--args-only``: then no
+``ALEMBIC_OPERATOR_*`` variable is read at all, so the app's ``env``/``envFrom`` (a ConfigMap
+with that prefix) cannot change the lock name, the mode or an approved plan's expectations.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ class RunnerSettings:
     sql_file: str | None = None
     # The revisions an approved plan started from: anything else means the plan is outdated.
     expect_revisions: tuple[str, ...] | None = None
+    # What an approved plan applies: its revisions (in order) and its SQL's sha256.
+    expect_plan_revisions: tuple[str, ...] | None = None
+    expect_sql_sha256: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,6 +115,24 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse (PlanOutdated) unless the database is at these revisions "
         "(comma-separated; 'base' for an empty database)",
     )
+    p.add_argument(
+        "--expect-plan-revisions",
+        metavar="REVS",
+        help="refuse (PlanOutdated) unless the revisions to run are exactly these, in order "
+        "(comma-separated; empty for none)",
+    )
+    p.add_argument(
+        "--expect-sql-sha256",
+        metavar="HEX",
+        help="refuse (PlanOutdated) unless the offline SQL of the revisions to run has this "
+        "sha256 (the approved plan's sqlSha256)",
+    )
+    p.add_argument(
+        "--args-only",
+        action="store_true",
+        help="read no ALEMBIC_OPERATOR_* environment variable: settings come from flags only "
+        "(DATABASE_URL is still read from the environment)",
+    )
     p.add_argument("--termination-message-path", metavar="PATH")
     p.add_argument(
         "--sql-file", metavar="PATH", help="plan mode: write the offline SQL here instead of stdout"
@@ -118,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
 def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> RunnerSettings:
     """Settings from ``env`` overridden by ``argv``; raises SettingsError on bad input."""
     args = _parser().parse_args(list(argv))
+    if args.args_only:
+        env = {"DATABASE_URL": env.get("DATABASE_URL", "")}
 
     def pick(flag: object, name: str, default: str | None = None) -> str | None:
         if flag is not None:
@@ -163,6 +190,8 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> RunnerSetting
         termination_message_path_explicit=termination_path is not None,
         sql_file=pick(args.sql_file, "SQL_FILE"),
         expect_revisions=_expected(pick(args.expect_revisions, "EXPECT_REVISIONS")),
+        expect_plan_revisions=_plan_revisions(args.expect_plan_revisions),
+        expect_sql_sha256=_sha256(args.expect_sql_sha256),
     )
 
 
@@ -192,7 +221,7 @@ def termination_path(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, 
             return arg.split("=", 1)[1], True
         if arg == "--termination-message-path" and index + 1 < len(argv):
             return argv[index + 1], True
-    path = env.get(ENV_PREFIX + "TERMINATION_MESSAGE_PATH")
+    path = None if "--args-only" in argv else env.get(ENV_PREFIX + "TERMINATION_MESSAGE_PATH")
     return (path, True) if path else (DEFAULT_TERMINATION_MESSAGE_PATH, False)
 
 
@@ -203,6 +232,21 @@ def _expected(value: str | None) -> tuple[str, ...] | None:
     for revision in revisions:
         _revision(revision)
     return revisions
+
+
+def _plan_revisions(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    revisions = tuple(r for r in value.split(",") if r)
+    for revision in revisions:
+        _revision(revision)
+    return revisions
+
+
+def _sha256(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^[0-9a-f]{64}$", value):
+        raise SettingsError(f"--expect-sql-sha256 must be 64 lowercase hex digits, not {value!r}")
+    return value
 
 
 def _revision(value: str) -> str:
