@@ -16,6 +16,7 @@ its garbage collector knows them from its first discovery (otherwise it needs up
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -254,7 +255,7 @@ class ControlPlane:
                 "warn",
             ],
         )
-        self._wait("etcd", lambda: _http_ok(f"{self.etcd_url}/health"), timeout)
+        self._wait("etcd", lambda: http_ok(f"{self.etcd_url}/health"), timeout)
 
     def _start_apiserver(self, assets: Assets, timeout: float) -> None:
         self._spawn(
@@ -432,9 +433,20 @@ def _version_of(existing: dict[str, Any]) -> dict[str, Any]:
     return {"resourceVersion": existing["metadata"]["resourceVersion"]}
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """Whether ``url`` (plain HTTP on loopback) answers 200 now."""
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:
             return bool(answer.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+async def is_listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port`` now."""
+    try:
+        _reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    return True

@@ -8,7 +8,6 @@ test's namespace, and deletes it afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -29,7 +28,7 @@ from alembic_operator.controller.serving import (
     WEBHOOK_PORT_ENV,
 )
 from alembic_operator.controller.webhooks import WEBHOOK_ID
-from tests.cluster.controlplane import ControlPlane
+from tests.cluster.controlplane import ControlPlane, is_listening
 from tests.cluster.fixtures import helm_template
 from tests.gating.helpers import deployment
 from tests.operator.harness import Cluster, wait_for
@@ -140,15 +139,7 @@ async def webhook(
     monkeypatch.setenv(WEBHOOK_ADDR_ENV, "127.0.0.1")
     await cluster.start_operator()
 
-    async def listening() -> bool:
-        try:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            return False
-        writer.close()
-        return True
-
-    await wait_for(listening, what="the webhook server to listen")
+    await wait_for(lambda: is_listening(port), what="the webhook server to listen")
     yield Webhook(port, cluster.control_plane.ca.cert, cluster.ns)
 
 

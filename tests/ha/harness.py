@@ -29,7 +29,13 @@ import yaml
 from cryptography import x509
 
 from tests.cluster.client import Client
-from tests.cluster.controlplane import ControlPlane, die_with_parent, free_port
+from tests.cluster.controlplane import (
+    ControlPlane,
+    die_with_parent,
+    free_port,
+    http_ok,
+    is_listening,
+)
 from tests.cluster.fixtures import (
     OPERATOR_IMAGE,
     OPERATOR_NAMESPACE,
@@ -177,9 +183,9 @@ class Replicas:
         async def serving() -> bool:
             if not replica.alive:
                 raise AssertionError(f"{identity} exited:\n{replica.output()[-3000:]}")
-            return await asyncio.to_thread(_answers, metrics_port) and await _listening(
-                webhook_port
-            )
+            return await asyncio.to_thread(
+                http_ok, f"http://127.0.0.1:{metrics_port}/metrics"
+            ) and await is_listening(webhook_port)
 
         await wait_for(serving, within=90, what=f"{identity} to serve metrics and the webhook")
         return replica
@@ -208,23 +214,6 @@ class Replicas:
 
     def by_identity(self, identity: str) -> Replica:
         return next(r for r in self.replicas if r.identity == identity)
-
-
-def _answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-async def _listening(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    return True
 
 
 def install_webhook_configuration(plane: ControlPlane, namespace: str, port: int) -> None:

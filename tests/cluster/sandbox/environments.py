@@ -24,8 +24,6 @@ import ssl
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,8 @@ from tests.cluster.controlplane import (
     ControlPlaneError,
     die_with_parent,
     free_port,
+    http_ok,
+    is_listening,
 )
 from tests.cluster.fixtures import helm_template, install_operator_identity, kubectl, load_crds
 from tests.cluster.kubelet import Runtime, TestKubelet
@@ -301,29 +301,12 @@ async def _start_operator(
         )
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-async def _listening(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    return True
-
-
 async def _ready(
     operator: asyncio.subprocess.Process, metrics_url: str, webhook_port: int, log: Path
 ) -> None:
     """The operator serves its metrics and its webhook (kopf starts both with its watches)."""
     deadline = time.monotonic() + 60
-    while not (await asyncio.to_thread(_answers, metrics_url) and await _listening(webhook_port)):
+    while not (await asyncio.to_thread(http_ok, metrics_url) and await is_listening(webhook_port)):
         if operator.returncode is not None:
             tail = log.read_text(errors="replace")[-3000:]
             raise SandboxError(f"the operator exited with code {operator.returncode}:\n{tail}")
