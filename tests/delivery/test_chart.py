@@ -366,7 +366,7 @@ def test_webhook_wiring(rendered: dict[str, str]) -> None:
     service = one(documents, "Service", "aop-alembic-operator-webhook")
     assert service["spec"]["ports"][0]["port"] == 443
     assert service["spec"]["ports"][0]["targetPort"] == "webhook"
-    hook, pods = one(documents, "MutatingWebhookConfiguration")["webhooks"]
+    hook, pods, unlabelled = one(documents, "MutatingWebhookConfiguration")["webhooks"]
     # The pod webhook: pod CREATE at /gate-pods, never the operator's or its migration pods.
     assert pods["clientConfig"]["service"]["path"] == f"/{POD_WEBHOOK_ID}"
     assert [r["resources"] for r in pods["rules"]] == [["pods"]]
@@ -375,6 +375,12 @@ def test_webhook_wiring(rendered: dict[str, str]) -> None:
         "objectSelector"
     ]["matchExpressions"]
     assert hook["failurePolicy"] == pods["failurePolicy"] == "Fail"
+    # Pods that declare no migration: the same handler, never blocked while the operator is down.
+    assert unlabelled["clientConfig"]["service"]["path"] == f"/{POD_WEBHOOK_ID}"
+    assert unlabelled["failurePolicy"] == "Ignore"
+    assert {"key": "alembic-operator.dev/migration", "operator": "DoesNotExist"} in unlabelled[
+        "objectSelector"
+    ]["matchExpressions"]
     assert hook["sideEffects"] == "None"
     assert hook["clientConfig"]["service"] == {
         "name": "aop-alembic-operator-webhook",
@@ -433,7 +439,7 @@ def test_webhook_never_selects_kube_system_or_the_operator(
     values: dict[str, Any], excluded: list[str]
 ) -> None:
     hooks = one(render(values), "MutatingWebhookConfiguration")["webhooks"]
-    assert len(hooks) == 2
+    assert len(hooks) == 3
     for hook in hooks:
         expressions = hook["namespaceSelector"]["matchExpressions"]
         assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded} in (

@@ -158,6 +158,7 @@ def chart_webhook_configuration(cluster: Cluster, url_base: str) -> dict[str, An
     assert [h["name"] for h in config["webhooks"]] == [
         "gate.deployments.alembic-operator.dev",
         "gate.pods.alembic-operator.dev",
+        "gate.unlabelled-pods.alembic-operator.dev",
     ]
     for hook in config["webhooks"]:
         selected = [

@@ -80,7 +80,8 @@ async def test_operator_fully_down_fail_policy(
         return any(p["spec"].get("nodeName") for p in pods["items"])
 
     await wait_for(api_pod_bound, within=60, what="the ReplicaSet's new pod to be bound")
-    # Pods: one declaring a migration (the label) waits, refused; any other pod is created.
+    # Pods: one declaring a migration (the label) waits, refused; any other pod is created
+    # (its webhook fails open: self-healing goes on while the operator is down).
     pods_path = f"/api/v1/namespaces/{namespace}/pods"
     labelled = {
         "metadata": {"name": "report", "labels": {"alembic-operator.dev/migration": "shop"}},
