@@ -33,8 +33,10 @@ def test_sandbox_in_containers(tmp_path: Path, built_images: tuple[str, ...]) ->
     try:
         done = run_sandbox(tmp_path, "--runtime", "podman", "--database-url", url)
         assert done.returncode == 0, done.stdout + done.stderr
+        assert f"sandbox: created database '{name}' on postgresql at 127.0.0.1" in done.stdout
         assert_timeline(done.stdout)
         assert "UNEXPECTED" not in done.stdout
+        assert "postgres@" not in done.stdout  # the URL stays in the Secret
         # The failed pod's log tail is the container's output, served through pods/log.
         assert 'relation "order" does not exist' in done.stdout
         assert Database("postgresql", name, url).versions() == {"0009_widen_product_name"}

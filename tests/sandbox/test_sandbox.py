@@ -1,5 +1,6 @@
 """The README's first command: the sandbox runs the whole flow on a real local control plane and
-says so (exit 0); the PostgreSQL variant creates its database.
+says so (exit 0). The PostgreSQL variant, which creates its database, runs in container mode
+(tests/sandbox/test_containers.py).
 
 Each run starts its own etcd, kube-apiserver and kube-controller-manager (≈10-25 s on 2 cores).
 """
@@ -9,14 +10,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import psycopg2
-import pytest
-
 from tests.cluster.controlplane import REPO
-from tests.databases import PG_ADMIN, Database
 
 KEY_LINES = [
     r"shop-web: image .*:1\.0, HELD \(paused by migration shop-schema\)",
@@ -54,26 +50,6 @@ def assert_timeline(output: str) -> None:
         found = re.compile(pattern).search(output, position)
         assert found, f"{pattern!r} missing (after position {position}):\n{output}"
         position = found.end()
-
-
-@pytest.mark.postgresql
-def test_sandbox_on_postgresql_creates_its_database(tmp_path: Path) -> None:
-    name = f"ao_sandbox_{uuid.uuid4().hex[:10]}"
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    try:
-        done = run_sandbox(tmp_path, "--database-url", url)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert f"sandbox: created database '{name}' on postgresql at 127.0.0.1" in done.stdout
-        assert_timeline(done.stdout)
-        database = Database("postgresql", name, url)
-        assert database.versions() == {"0009_widen_product_name"}
-        assert "postgres@" not in done.stdout  # the URL stays in the Secret
-    finally:
-        admin = psycopg2.connect(**PG_ADMIN, connect_timeout=5)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def test_sandbox_on_sqlite_twice_from_a_fresh_database(tmp_path: Path) -> None:
