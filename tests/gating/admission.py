@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import shutil
-import socket
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,18 +27,12 @@ from alembic_operator.controller.serving import (
     WEBHOOK_PORT_ENV,
 )
 from alembic_operator.controller.webhooks import WEBHOOK_ID
-from tests.cluster.controlplane import ControlPlane, is_listening
+from tests.cluster.controlplane import ControlPlane, free_port, is_listening
 from tests.cluster.fixtures import helm_template
 from tests.gating.helpers import deployment
 from tests.operator.harness import Cluster, wait_for
 
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_certificate(control_plane: ControlPlane, directory: Path, name: str) -> Path:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.kubelet.helpers import pid_alive
 
 STARTER = """
 import json, sys, time
@@ -21,14 +22,6 @@ pids = {name: p.pid for name, p in plane.processes.items()}
 print(json.dumps({"pids": pids, "folder": str(plane.folder)}), flush=True)
 time.sleep(600)
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_killed_starter_takes_its_control_plane_with_it() -> None:
@@ -44,11 +37,11 @@ def test_a_killed_starter_takes_its_control_plane_with_it() -> None:
     started = json.loads(starter.stdout.readline())
     pids = started["pids"]
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
-    assert all(alive(pid) for pid in pids.values())
+    assert all(pid_alive(pid) for pid in pids.values())
     starter.send_signal(signal.SIGKILL)
     starter.wait(timeout=10)
     deadline = time.monotonic() + 15
-    while any(alive(pid) for pid in pids.values()):
+    while any(pid_alive(pid) for pid in pids.values()):
         assert time.monotonic() < deadline, f"still running: {pids}"
         time.sleep(0.1)
     shutil.rmtree(started["folder"], ignore_errors=True)

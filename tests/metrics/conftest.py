@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from alembic_operator.controller.metrics import METRICS_PORT_ENV
+from tests.cluster.controlplane import free_port
 from tests.databases import Database, user_with_password
-from tests.metrics.helpers import free_port
 from tests.operator.conftest import cluster  # noqa: F401 - the same cluster fixture
 
 PASSWORD = "M3tr1cs@s3cr%t:pw"

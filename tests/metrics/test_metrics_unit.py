@@ -29,9 +29,9 @@ from alembic_operator.model.status import (
     MigrationStatus,
     Phase,
 )
+from tests.cluster.controlplane import free_port
 from tests.metrics.helpers import (
     check_metrics,
-    free_port,
     labels,
     of_migration,
     samples,
