@@ -200,6 +200,9 @@ class TestKubelet:
         self.namespace = namespace
         self.max_grace = max_grace
         self.runs: list[ContainerRun] = []
+        # (namespace, pod, container) of every followed log stream, once it is streaming: the
+        # point a test waits for before it lets the container end.
+        self.followed: list[tuple[str, str, str]] = []
         self._ca = ca
         self._pods: dict[str, PodRun] = {}
         self._logs: dict[tuple[str, str, str], Path] = {}
@@ -351,6 +354,7 @@ class TestKubelet:
         response.content_type = "text/plain"
         await response.prepare(request)
         await response.write(data)
+        self.followed.append(key)
         offset = path.stat().st_size if path.exists() else 0
         while not self._stopping and self._is_running(key):
             await asyncio.sleep(0.1)

@@ -100,6 +100,12 @@ async def test_logs_of_a_running_job_come_from_its_pod(
     pod = await wait_for(log_written, what="the runner's log")
     # A followed log streams (apiserver -> kubelet) until the container ends.
     following = asyncio.create_task(oncall("logs", "live", "--follow"))
+
+    async def streaming() -> bool:
+        await asyncio.sleep(0)
+        return (cluster.ns, pod, "migrate") in cluster.kubelet.followed
+
+    await wait_for(streaming, what="the followed log to stream through the apiserver")
     live = await oncall("logs", "live")
     assert not following.done(), following.result()  # the container still runs
     cluster.kubelet.release(job, at="exit")
