@@ -9,29 +9,16 @@ the migration before its next revision.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pymysql
 import pytest
 
-from tests.databases import MARIADB_ADMIN, PG_ADMIN, Database, fresh_mariadb, fresh_postgresql
+from tests.databases import MARIADB_ADMIN, PG_ADMIN, Database
 from tests.runner.harness import HEAD, copy_project, revision_source, start_runner, wait_until
 
 MARK = "ao_marker_sleep"
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
-def server_database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    fresh = fresh_postgresql if request.param == "postgresql" else fresh_mariadb
-    with fresh() as db:
-        yield db
 
 
 def _sleep_sql(database: Database, seconds: float) -> str:

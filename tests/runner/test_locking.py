@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pymysql
 import pytest
 
-from tests.databases import MARIADB_ADMIN, PG_ADMIN, Database, fresh_mariadb, fresh_postgresql
+from tests.databases import MARIADB_ADMIN, PG_ADMIN, Database, fresh_mariadb
 from tests.runner.harness import ALL_REVISIONS, HEAD, run_runner, start_runner, wait_until
 
 LOCK_NAME = "alembic-operator"
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
-def server_database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    """A fresh database on a server with advisory locks."""
-    fresh = fresh_postgresql if request.param == "postgresql" else fresh_mariadb
-    with fresh() as db:
-        yield db
 
 
 class LockHolder:
