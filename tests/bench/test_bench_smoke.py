@@ -18,10 +18,15 @@ from tests.conftest import REPO
 TINY = {
     "runner": ["--sizes", "3", "--rounds", "1"],
     "operator_footprint": ["--rounds", "1", "--settle", "0.3"],
+    "rollout": [
+        *("--rounds", "1", "--revisions", "2", "--replicas", "1", "--scenarios", "install"),
+        *("--settle", "0.2", "--quiet", "0.5"),
+    ],
 }
 SECTIONS = {
     "runner": "runner",
     "operator_footprint": "footprint",
+    "rollout": "rollout",
 }
 GOAL_MISSED = 3
 
@@ -31,6 +36,7 @@ GOAL_MISSED = 3
     [
         pytest.param("runner", marks=pytest.mark.postgresql),
         "operator_footprint",  # starts a real local control plane (tests/cluster)
+        pytest.param("rollout", marks=pytest.mark.postgresql),  # the sandbox's cluster + helm
     ],
 )
 def test_benchmark_runs_in_tiny_mode(bench: str, tmp_path: Path) -> None:

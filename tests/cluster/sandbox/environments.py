@@ -24,7 +24,7 @@ import ssl
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,20 +158,28 @@ def container_images() -> dict[str, LocalImage]:
 
 @contextlib.asynccontextmanager
 async def sandbox_cluster(
-    *, workdir: Path, runtime: Runtime = "processes"
+    *,
+    workdir: Path,
+    runtime: Runtime = "processes",
+    extra_images: Mapping[str, ImageSpec] | None = None,
+    apiserver_flags: Sequence[str] = (),
 ) -> AsyncIterator[Sandbox]:
-    """Control plane + RBAC + webhook + kubelet + operator; yields once the operator serves."""
+    """Control plane + RBAC + webhook + kubelet + operator; yields once the operator serves.
+
+    ``extra_images`` and ``apiserver_flags`` (e.g. an audit log) are for the benchmarks.
+    """
     started = time.monotonic()
     kubelet_images: dict[str, ImageSpec | LocalImage] = {}
     if runtime == "podman":  # before the control plane starts: a missing image fails at once
         kubelet_images.update(await asyncio.to_thread(container_images))
     else:
         kubelet_images.update(images(workdir))
+    kubelet_images.update(extra_images or {})
     workdir.mkdir(parents=True, exist_ok=True)
     folder = workdir / "cluster"
     shutil.rmtree(folder, ignore_errors=True)  # a previous run's etcd data must not come back
     folder.mkdir()
-    plane = ControlPlane(folder=folder)
+    plane = ControlPlane(folder=folder, extra_apiserver_flags=tuple(apiserver_flags))
     try:
         await asyncio.to_thread(plane.start, crds=load_crds())
     except ControlPlaneError as exc:
