@@ -17,7 +17,10 @@ from tests.conftest import REPO
 
 TINY = {
     "runner": ["--sizes", "3", "--rounds", "1"],
-    "operator_footprint": ["--rounds", "1", "--settle", "0.3"],
+    "operator_footprint": [
+        *("--rounds", "1", "--settle", "0.3", "--window", "0.5"),
+        *("--deployments", "20", "--migrations", "5", "--namespaces", "2"),
+    ],
     "rollout": [
         *("--rounds", "1", "--revisions", "2", "--replicas", "1", "--scenarios", "install"),
         *("--settle", "0.2", "--quiet", "0.5"),
