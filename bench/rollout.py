@@ -130,13 +130,26 @@ class Watcher:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _watch(self, kind: str, path: str) -> None:
-        params = {"watch": "true", "timeoutSeconds": "3600"}
+        """List, then watch from the list's resourceVersion; again after an ERROR or an end."""
         try:
-            async with self.session.get(path, params=params, timeout=None) as response:
-                response.raise_for_status()
-                async for line in response.content:
-                    if line.strip():
+            while True:
+                async with self.session.get(path) as response:
+                    response.raise_for_status()
+                    listed = await response.json()
+                self._relisted(kind, listed["items"])
+                params = {
+                    "watch": "true",
+                    "timeoutSeconds": "3600",
+                    "resourceVersion": listed["metadata"]["resourceVersion"],
+                }
+                async with self.session.get(path, params=params, timeout=None) as response:
+                    response.raise_for_status()
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
                         event = json.loads(line)
+                        if event["type"] == "ERROR":  # e.g. 410 Gone: list again
+                            break
                         self._note(kind, event["type"], event["object"])
                         async with self.changed:
                             self.changed.notify_all()
@@ -144,6 +157,14 @@ class Watcher:
             raise
         except Exception as exc:  # a broken watch must not pass silently
             self.failures.append(f"the {kind} watch failed: {exc!r}")
+            async with self.changed:
+                self.changed.notify_all()
+
+    def _relisted(self, kind: str, items: list[dict[str, Any]]) -> None:
+        for key in [k for k in self.objects if k[0] == kind]:
+            del self.objects[key]
+        for obj in items:
+            self._note(kind, "ADDED", obj)
 
     def _note(self, kind: str, change: str, obj: dict[str, Any]) -> None:
         now = time.monotonic()

@@ -163,10 +163,12 @@ async def sandbox_cluster(
     runtime: Runtime = "processes",
     extra_images: Mapping[str, ImageSpec] | None = None,
     apiserver_flags: Sequence[str] = (),
+    kubelet_namespace: str | None = NS,
 ) -> AsyncIterator[Sandbox]:
     """Control plane + RBAC + webhook + kubelet + operator; yields once the operator serves.
 
-    ``extra_images`` and ``apiserver_flags`` (e.g. an audit log) are for the benchmarks.
+    ``extra_images``, ``apiserver_flags`` (e.g. an audit log) and ``kubelet_namespace`` (None:
+    the kubelet runs the pods of every namespace) are for the benchmarks.
     """
     started = time.monotonic()
     kubelet_images: dict[str, ImageSpec | LocalImage] = {}
@@ -200,7 +202,7 @@ async def sandbox_cluster(
             images=kubelet_images,
             workdir=workdir / "kubelet",
             ca=plane.ca,
-            namespace=NS,
+            namespace=kubelet_namespace,
             runtime=runtime,
         )
         await kubelet.start()
