@@ -26,6 +26,7 @@ import asyncio
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -85,13 +86,17 @@ def migration(name: str) -> dict[str, Any]:
     }
 
 
-def succeeded(generation: int) -> dict[str, Any]:
-    """The status of a migration that succeeded for its generation (as the operator writes it)."""
+def succeeded(name: str, generation: int) -> dict[str, Any]:
+    """The status of a migration that succeeded for its generation (as the operator writes it;
+    its Job has since been deleted, as ``ttlSecondsAfterFinished`` does)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
         "status": {
             "phase": "Succeeded",
             "observedGeneration": generation,
+            "job": {"name": f"{name}-apply-1", "uid": str(uuid.uuid4()), "attempt": 1},
+            "startedAt": now,
+            "finishedAt": now,
             "message": "migrated to r0001",
             "lastSucceeded": {"image": IMAGE, "revision": "r0001"},
             "conditions": [
@@ -138,7 +143,7 @@ async def populate(c: Cluster, *, deployments: int, migrations: int, namespaces:
             await call("POST", f"/api/v1/namespaces/{ns}/secrets", secret)
             created = await call("POST", base, migration(f"app-{i}"))
             generation = int(created["metadata"]["generation"])
-            await call("PATCH", f"{base}/app-{i}/status", succeeded(generation))
+            await call("PATCH", f"{base}/app-{i}/status", succeeded(f"app-{i}", generation))
 
         await asyncio.gather(
             *(
