@@ -67,7 +67,10 @@ class CachePolicy:
         raw = (os.environ if environ is None else environ).get(RESYNC_ENV, "").strip()
         if not raw:
             return cls()
-        seconds = float(raw)
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = math.nan
         if not math.isfinite(seconds) or seconds <= 0:
             raise ValueError(f"{RESYNC_ENV} must be a positive number of seconds, not {raw!r}")
         return cls(resync_seconds=seconds)
