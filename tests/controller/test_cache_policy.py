@@ -114,6 +114,18 @@ def test_an_echo_never_delivered_stops_blocking_after_a_while() -> None:
         pytest.param([event("5"), WAIT, answer("5"), WAIT], True, False, id="an answer does"),
         pytest.param([answer("9"), WAIT, event("8"), WAIT], True, False, id="any event confirms"),
         pytest.param(
+            [answer("9"), event("8")],
+            False,
+            True,
+            id="another version while the echo is awaited: lagging or newer, read the API",
+        ),
+        pytest.param(
+            [answer("9"), event("10"), answer("10"), event("11")],
+            True,
+            False,
+            id="an answer the watch already delivered awaits no echo",
+        ),
+        pytest.param(
             [event("5"), WAIT, answer("5", sent=-PERIOD), WAIT],
             False,
             True,

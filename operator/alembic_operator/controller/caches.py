@@ -10,8 +10,9 @@ the Deployments' fingerprints in the reconciler), and every store follows the sa
   is the order); an API answer (GET, LIST) is applied only if nothing was applied for that key
   after the request was sent (the answer is a fresh read, at least as new as anything applied
   before it); the answer to the operator's own write is applied at once. After an answer newer
-  than the watch, events of other versions are lagging ones and are ignored until the watch
-  echoes that version (at most :data:`ECHO_SECONDS`).
+  than the watch, an event of another version is either lagging or newer (kopf merges events
+  that arrive together, so the echo may never come): it is not applied, and the entry is not
+  served until the API is read again (for at most :data:`ECHO_SECONDS`).
 - **Deletions.** A DELETED event, a 404 or a LIST without the object (sent after it was last
   confirmed) remove the entry; the deleted uid is remembered (:data:`TOMBSTONES`), so a late
   answer or event of that object never brings it back (uids are never reused; a namesake is a
@@ -99,6 +100,7 @@ class Entry(Generic[T]):
     echo: str | None = None  # an answered version the watch has not delivered yet
     echo_until: float = 0.0
     memo: Any = _UNSET  # what the owner derives from ``value`` (Store.derived)
+    skipped: str | None = None  # the last event ignored while awaiting the echo
 
 
 class Store(Generic[T]):
@@ -130,7 +132,9 @@ class Store(Generic[T]):
                 entry.confirmed, entry.echo = now, None
                 return False
             if entry.echo is not None and now < entry.echo_until:
-                entry.confirmed = now  # a lagging event: the object exists, the answer is newer
+                # Lagging behind the answer, or newer (kopf batches events: the echo may have
+                # been merged away): unknowable, so the next reader asks the API.
+                entry.confirmed, entry.skipped = -math.inf, version
                 return False
         self._put(key, Entry(value, uid, version, confirmed=now), now)
         return True
@@ -144,7 +148,9 @@ class Store(Generic[T]):
         if entry is not None and (entry.uid, entry.version) == (uid, version):
             entry.confirmed = now
             return False
-        self._put(key, Entry(value, uid, version, now, version, now + ECHO_SECONDS), now)
+        delivered = entry is not None and entry.skipped == version  # no echo will come
+        echo = None if delivered else version
+        self._put(key, Entry(value, uid, version, now, echo, now + ECHO_SECONDS), now)
         return True
 
     def written(self, key: Key, value: T, *, uid: str, version: str) -> None:

@@ -147,18 +147,16 @@ class JobCache:
         if self.now() - known[1] > period:
             return None  # re-list once a period: a pod deletion the watch missed ends there
         names = self._by_job.get(key, set())
-        bodies = [b for b in (self._pods.entry((key[0], n)) for n in sorted(names)) if b]
-        for name in names - {_name(b.value) for b in bodies}:
+        for name in [n for n in names if self._pods.entry((key[0], n)) is None]:
             names.discard(name)  # deleted meanwhile
-        pods = [b.value for b in bodies]
+        fresh = [self._pods.get((key[0], n)) for n in sorted(names)]
+        if any(p is None for p in fresh):
+            return None  # a pod the store cannot vouch for: list them
+        pods = [p for p in fresh if p is not None]
         return pods if _accounts_for(job, pods) else None
 
     def __len__(self) -> int:
         return len(self._jobs)
-
-
-def _name(body: Body) -> str:
-    return key_of(body)[1]
 
 
 def _slim(body: Body, keep_spec: bool) -> dict[str, Any]:
