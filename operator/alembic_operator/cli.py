@@ -139,8 +139,13 @@ def _run(argv: Sequence[str]) -> int:
                           "certificate Secret live (default $POD_NAMESPACE)")  # fmt: skip
     election.add_argument("--identity", metavar="NAME", help="this replica's name in the "
                           "Lease (default $POD_NAME, else host name and process id)")  # fmt: skip
+    parser.add_argument("--resync-seconds", type=float, metavar="SEC", help="the cache policy's "
+                        "period: cached objects nothing confirmed for SEC are read or listed "
+                        "again, a deletion the watch missed ends (default 60)")  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(list(argv))
+    if args.resync_seconds is not None and not 0 < args.resync_seconds < float("inf"):
+        parser.error(f"--resync-seconds {args.resync_seconds}: a positive number of seconds")
     if not 0 <= args.metrics_port <= 65535:
         parser.error(f"--metrics-port {args.metrics_port}: not a port number")
     if args.webhook_port is not None and not 0 < args.webhook_port <= 65535:
@@ -153,6 +158,7 @@ def _run(argv: Sequence[str]) -> int:
 
     import alembic_operator.controller.handlers  # noqa: F401 - registers the handlers
     from alembic_operator.controller import serving
+    from alembic_operator.controller.caches import RESYNC_ENV
     from alembic_operator.controller.metrics import METRICS_PORT_ENV
 
     # The startup handler reads them (also when kopf runs the handlers module directly).
@@ -169,6 +175,7 @@ def _run(argv: Sequence[str]) -> int:
         serving.LEASE_NAME_ENV: args.lease_name,
         serving.NAMESPACE_ENV: args.operator_namespace,
         serving.IDENTITY_ENV: args.identity,
+        RESYNC_ENV: args.resync_seconds,
     }
     for name, value in values.items():
         if value is not None:

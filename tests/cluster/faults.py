@@ -7,7 +7,9 @@ body — and every answer streamed back unchanged (watches included), except whe
 :class:`Fault` matches: then the request is answered with the fault's status instead of being
 forwarded (``after_write=False``), or forwarded and its answer replaced by the error (a write
 whose response is lost, ``after_write=True``), or a watch is cut after its first events
-(``drop_watch_after``). Each request is recorded as an :class:`ApiCall` (verb, resource, user
+(``drop_watch_after``), or a watch silently loses events of one type (``hide_events``, e.g.
+``"DELETED"``: a watch that misses a deletion, checked per event so it also applies to the
+watches already open). Each request is recorded as an :class:`ApiCall` (verb, resource, user
 agent, status), which is how tests and benchmarks count the operator's API requests.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -82,7 +85,8 @@ class Fault:
     ``status``/``reason``/``message`` make the answer (a ``metav1.Status``); ``after_write``
     forwards the request first (the write happens, its answer is lost); ``delay`` waits before
     answering; ``drop_watch_after`` (watches only) forwards the watch and cuts the stream after
-    that many events instead of answering an error.
+    that many events instead of answering an error; ``hide_events`` (watches only) keeps every
+    stream open and drops each event of that type (``times`` counts the events dropped).
     """
 
     verb: str | None = None
@@ -95,6 +99,7 @@ class Fault:
     after_write: bool = False
     delay: float = 0.0
     drop_watch_after: int | None = None
+    hide_events: str | None = None
     times: int | None = 1
     hits: int = 0
 
@@ -194,10 +199,25 @@ class FaultProxy:
 
     def _fault_for(self, verb: str, path: ApiPath) -> Fault | None:
         for fault in self.faults:
-            if fault.matches(verb, path):
+            if fault.hide_events is None and fault.matches(verb, path):
                 fault.hits += 1
                 return fault
         return None
+
+    def _hides(self, path: ApiPath, line: bytes) -> bool:
+        """Whether a ``hide_events`` fault drops this watch event (one JSON object a line)."""
+        hiding = [f for f in self.faults if f.hide_events and f.matches("watch", path)]
+        if not hiding:
+            return False
+        try:
+            kind = json.loads(line).get("type")
+        except ValueError:
+            return False
+        for fault in hiding:
+            if kind == fault.hide_events:
+                fault.hits += 1
+                return True
+        return False
 
     def _record(
         self, request: web.Request, verb: str, path: ApiPath, status: int, *, injected: bool = False
@@ -251,6 +271,8 @@ class FaultProxy:
             with contextlib.suppress(ConnectionResetError, aiohttp.ClientPayloadError):
                 if verb == "watch":
                     async for line in upstream.content:
+                        if self._hides(path, line):
+                            continue
                         await response.write(line)
                         events += 1
                         if fault is not None and events >= (fault.drop_watch_after or 0):

@@ -1,4 +1,8 @@
-"""The Job/pod cache fed by the watch: what it serves, and when it sends the reader to the API."""
+"""The Job/pod cache fed by the watch: what it serves, and when it sends the reader to the API.
+
+Steps run one clock tick apart (the order they arrive in); an API answer names when its request
+was sent (``sent=-2``: two steps ago), which is all that orders it against the watch.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ from typing import Any, cast
 
 import pytest
 
-from alembic_operator.controller.caches import TRUST_SECONDS, JobCache
+from alembic_operator.controller.caches import CachePolicy
+from alembic_operator.controller.jobcache import JobCache
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.controller.observers import observe, parse_job, parse_pod
 from alembic_operator.model.observations import ObservationPlan
 from tests.core.observations import migration
 
 NS = migration().ref.namespace
+PERIOD = CachePolicy().resync_seconds
 
 
 def job(rv: str | int, *, uid: str = "u1", name: str = "j", **status: int) -> dict[str, Any]:
@@ -31,6 +37,7 @@ def pod(
         "metadata": {
             "namespace": NS,
             "name": name,
+            "uid": f"uid-{name}",
             "resourceVersion": str(rv),
             "labels": {"job-name": job_name},
         },
@@ -53,6 +60,20 @@ def version(body: Mapping[str, Any] | None) -> str | None:
 Step = Callable[[JobCache], None]
 
 
+def run(steps: Sequence[Step]) -> JobCache:
+    clock = Clock()
+    cache = JobCache(clock=clock)
+    for step in steps:
+        clock.now += 1  # each step arrives after the one before
+        step(cache)
+    return cache
+
+
+def answered(body: dict[str, Any], *, sent: int = 0) -> Step:
+    """A GET's answer; its request left ``-sent`` steps before this one."""
+    return lambda c: c.job_answered(body, since=c.now() + sent)
+
+
 # --- Jobs: ordering, deletion, trust ---------------------------------------------------------
 
 
@@ -61,26 +82,41 @@ Step = Callable[[JobCache], None]
     [
         pytest.param([lambda c: c.job_seen(job(5))], "5", id="seen"),
         pytest.param(
-            [lambda c: c.job_seen(job(10)), lambda c: c.job_seen(job(9))],
+            [lambda c: c.job_seen(job(10)), answered(job(9), sent=-2)],
             "10",
-            id="an older event loses (numbers, not strings: 9 < 10)",
+            id="an answer to a request sent before the last event loses (no numbers compared)",
         ),
         pytest.param(
-            [lambda c: c.job_seen(job(9)), lambda c: c.job_seen(job(10))], "10", id="newer wins"
+            [lambda c: c.job_seen(job(9)), answered(job(10))], "10", id="a fresh answer wins"
         ),
-        pytest.param([lambda c: c.job_seen(job("abc"))], None, id="non-integer: not kept"),
         pytest.param(
-            [lambda c: c.job_seen(job(5)), lambda c: c.job_seen(job("abc"))],
+            [lambda c: c.job_seen(job(10)), lambda c: c.job_seen(job(9))],
+            "9",
+            id="watch events apply in the stream's order (9 < 10 means nothing)",
+        ),
+        pytest.param(
+            [answered(job(10)), lambda c: c.job_seen(job(9))],
             None,
-            id="non-integer drops what was kept",
+            id="another version before the answer's echo (lagging or newer): read the API",
         ),
+        pytest.param(
+            [answered(job(10)), lambda c: c.job_seen(job(10)), lambda c: c.job_seen(job(11))],
+            "11",
+            id="once echoed, the stream's order again",
+        ),
+        pytest.param([lambda c: c.job_seen(job("abc"))], "abc", id="opaque version: kept"),
         pytest.param(
             [lambda c: c.job_seen(job(5)), lambda c: c.job_gone(job(6))], None, id="DELETED"
         ),
         pytest.param(
-            [lambda c: c.job_gone(job(6)), lambda c: c.job_seen(job(5))],
+            [lambda c: c.job_gone(job(6)), answered(job(5), sent=-2)],
             None,
             id="an answer older than the deletion does not resurrect it",
+        ),
+        pytest.param(
+            [lambda c: c.job_gone(job(6)), answered(job(5))],
+            None,
+            id="nor does any later answer or event of the deleted uid",
         ),
         pytest.param(
             [lambda c: c.job_gone(job(6)), lambda c: c.job_seen(job(7, uid="u2"))],
@@ -88,7 +124,7 @@ Step = Callable[[JobCache], None]
             id="recreated under the same name",
         ),
         pytest.param(
-            [lambda c: c.job_seen(job(5)), lambda c: c.job_absent(NS, "j", since=c.now() - 1)],
+            [lambda c: c.job_seen(job(5)), lambda c: c.job_absent(NS, "j", since=c.now() - 2)],
             "5",
             id="a 404 sent before the last confirmation keeps it",
         ),
@@ -101,40 +137,45 @@ Step = Callable[[JobCache], None]
     ],
 )
 def test_jobs(steps: Sequence[Step], expected: str | None) -> None:
-    cache = JobCache(clock=Clock())
-    for step in steps:
-        step(cache)
-    assert version(cache.job(NS, "j")) == expected
+    assert version(run(steps).job(NS, "j")) == expected
 
 
 @pytest.mark.parametrize(
     ("refresh", "served"),
     [
         pytest.param(None, False, id="nothing confirmed it: read the API"),
-        pytest.param(job(5), True, id="the same version again (a re-list) confirms it"),
-        pytest.param(job(6), True, id="a newer version"),
-        pytest.param(job(4), False, id="an older version confirms nothing"),
+        pytest.param(
+            lambda c: c.job_seen(job(5)), True, id="the same version again (a re-list) confirms it"
+        ),
+        pytest.param(lambda c: c.job_answered(job(5), since=c.now()), True, id="a GET answer"),
+        pytest.param(lambda c: c.job_answered(job(6), since=c.now()), True, id="a newer version"),
+        pytest.param(
+            lambda c: c.job_answered(job(5), since=c.now() - PERIOD),
+            False,
+            id="an answer to a request sent before the entry was applied confirms nothing",
+        ),
     ],
 )
-def test_an_entry_nothing_confirms_is_not_served_after_the_trust_period(
-    refresh: dict[str, Any] | None, served: bool
+def test_an_entry_nothing_confirms_is_not_served_after_the_period(
+    refresh: Step | None, served: bool
 ) -> None:
     clock = Clock()
     cache = JobCache(clock=clock)
     cache.job_seen(job(5))
-    clock.now += TRUST_SECONDS / 2
+    clock.now += PERIOD / 2
     assert cache.job(NS, "j") is not None
     if refresh is not None:
-        cache.job_seen(refresh)
-    clock.now += TRUST_SECONDS / 2 + 1
+        refresh(cache)
+    clock.now += PERIOD / 2 + 1
     assert (cache.job(NS, "j") is not None) is served
 
 
 # --- pods: when the set is complete --------------------------------------------------------
 
 
-def listed(*items: Any, uid: str = "u1", at: str | None = "100") -> Step:
-    return lambda c: c.pods_listed(NS, "j", job_uid=uid, items=items, list_version=at)
+def listed(*items: Any, uid: str = "u1", sent: float = 0) -> Step:
+    """A LIST's answer; its request left ``-sent`` steps before this one."""
+    return lambda c: c.pods_listed(NS, "j", job_uid=uid, items=items, since=c.now() + sent)
 
 
 @pytest.mark.parametrize(
@@ -224,17 +265,17 @@ def listed(*items: Any, uid: str = "u1", at: str | None = "100") -> Step:
             [
                 lambda c: c.job_created(job(5)),
                 lambda c: c.pod_seen(pod(8, phase="Succeeded")),
-                lambda c: c.pod_seen(pod(7)),
+                listed(pod(7), sent=-2),
             ],
             job(9, succeeded=1),
             ["p1"],
-            id="an older pod event loses",
+            id="a listed pod older than its last event loses",
         ),
         pytest.param(
             [
                 lambda c: c.job_seen(job(5)),
                 lambda c: c.pod_gone(pod(8)),
-                listed(pod(7), at="7"),
+                listed(pod(7), sent=-2),
             ],
             job(5),
             [],
@@ -245,7 +286,7 @@ def listed(*items: Any, uid: str = "u1", at: str | None = "100") -> Step:
                 lambda c: c.job_seen(job(5)),
                 lambda c: c.pod_seen(pod(50, "old")),
                 lambda c: c.pod_seen(pod(150, "new")),
-                listed(pod(60, "p1"), at="100"),
+                listed(pod(60, "p1"), sent=-1.5),
             ],
             job(5),
             ["new", "p1"],
@@ -263,10 +304,7 @@ def listed(*items: Any, uid: str = "u1", at: str | None = "100") -> Step:
     ],
 )
 def test_pods(steps: Sequence[Step], judged: dict[str, Any], expected: list[str] | None) -> None:
-    cache = JobCache(clock=Clock())
-    for step in steps:
-        step(cache)
-    pods = cache.pods(judged)
+    pods = run(steps).pods(judged)
     assert (None if pods is None else sorted(p["metadata"]["name"] for p in pods)) == expected
 
 
@@ -323,7 +361,7 @@ class FakeApi:
         self.calls.append(f"get {name}")
         found = self.existing.get(name)
         if found is not None:
-            self.jobs.job_seen(found)
+            self.jobs.job_answered(found, since=self.jobs.now())
         return found
 
     async def list_job_pods(
@@ -332,7 +370,7 @@ class FakeApi:
         self.calls.append(f"list {job_name}")
         assert job_uid is not None
         self.jobs.pods_listed(
-            namespace, job_name, job_uid=job_uid, items=self.pods, list_version="100"
+            namespace, job_name, job_uid=job_uid, items=self.pods, since=self.jobs.now()
         )
         return self.pods
 
@@ -357,7 +395,7 @@ async def test_observe_reads_the_api_only_when_the_cache_cannot_answer(
         api.jobs.job_created(job(5))
     elif cached == "listed":
         api.jobs.job_seen(job(5))
-        api.jobs.pods_listed(NS, "j", job_uid="u1", items=[], list_version="5")
+        api.jobs.pods_listed(NS, "j", job_uid="u1", items=[], since=api.jobs.now())
     observed = await observe(cast(KubeApi, api), migration(), ObservationPlan(job_names=("j",)))
     assert api.calls == calls
     assert (observed.job("j") is not None) is found

@@ -2,39 +2,57 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from alembic_operator.controller.caches import Store, key_of, uid_of, version_of
 from alembic_operator.controller.indexes import GateIndex
-from alembic_operator.model.migrations import Migration
-from tests.core.observations import migration
+from alembic_operator.model.migrations import parse_migration
+from tests.core.bodies import UID, metadata, minimal
 
-NS = migration().ref.namespace
-
-
-def gated(name: str = "shop", *, uid: str | None = None, **gate: Any) -> Migration:
-    m = migration(gate=gate or {"deployments": ["web"]})
-    m = replace(m, ref=replace(m.ref, name=name))
-    return replace(m, ref=replace(m.ref, uid=uid)) if uid else m
+NS = metadata()["namespace"]
 
 
-def test_a_newer_resource_version_wins_an_older_one_does_not() -> None:
-    index = GateIndex()
-    index.put(gated(), resource_version="10")
-    newer = gated(deployments=["web", "worker"])
-    index.put(newer, resource_version="12")
-    index.put(gated(deployments=["nothing"]), resource_version="11")  # a late watch event
-    assert index.get(NS, "shop") == newer
+def gated(name: str = "shop", *, uid: str = UID, rv: str = "1", **gate: Any) -> dict[str, Any]:
+    """A migration body gating ``gate`` (default: the Deployment web)."""
+    body = minimal(gate=gate or {"deployments": ["web"]})
+    body["metadata"] = {**metadata(name, uid=uid), "resourceVersion": rv}
+    return body
+
+
+def seen(store: Store[dict[str, Any]], body: dict[str, Any]) -> None:
+    store.seen(key_of(body), body, uid=uid_of(body), version=version_of(body))
+
+
+def test_the_status_just_written_is_not_replaced_by_a_late_event() -> None:
+    store: Store[dict[str, Any]] = Store()
+    index = GateIndex(store)
+    seen(store, gated(rv="10"))
+    newer = gated(rv="12", deployments=["web", "worker"])
+    store.written(key_of(newer), newer, uid=UID, version="12")  # this process's write
+    seen(store, gated(rv="11", deployments=["nothing"]))  # a late watch event
+    assert index.get(NS, "shop") == parse_migration(newer)
+    seen(store, newer)  # the watch echoes the write: its order again
+    seen(store, later := gated(rv="13", deployments=["api"]))
+    assert index.get(NS, "shop") == parse_migration(later)
 
 
 def test_a_recreated_namesake_replaces_the_old_incarnation() -> None:
-    index = GateIndex()
-    index.put(gated(), resource_version="20")
-    fresh = gated(uid="another-uid", deployments=["api"])
-    index.put(fresh, resource_version="5")  # a new object: its version is not comparable
-    assert index.get(NS, "shop") == fresh
+    store: Store[dict[str, Any]] = Store()
+    index = GateIndex(store)
+    seen(store, gated(rv="20"))
+    fresh = gated(uid="another-uid", rv="5", deployments=["api"])
+    seen(store, fresh)  # a new object: its version is not comparable
+    assert index.get(NS, "shop") == parse_migration(fresh)
+
+
+def test_an_invalid_migration_gates_nothing() -> None:
+    store: Store[dict[str, Any]] = Store()
+    invalid = gated()
+    del invalid["spec"]["database"]
+    seen(store, invalid)
+    assert GateIndex(store).gating(NS, "web", {}) == []
 
 
 @pytest.mark.parametrize(
@@ -74,16 +92,18 @@ def test_a_recreated_namesake_replaces_the_old_incarnation() -> None:
 def test_gating(
     gate: dict[str, Any], deployment: str, labels: dict[str, str], expected: bool
 ) -> None:
-    index = GateIndex()
-    index.put(gated(**gate), resource_version="1")
+    store: Store[dict[str, Any]] = Store()
+    index = GateIndex(store)
+    seen(store, gated(**gate))
     found = index.gating(NS, deployment, labels)
     assert (len(found) == 1) is expected
     assert index.gating("elsewhere", deployment, labels) == []
 
 
-def test_drop_forgets() -> None:
-    index = GateIndex()
-    index.put(gated(), resource_version="1")
-    index.drop(NS, "shop")
+def test_a_deleted_migration_leaves_the_index() -> None:
+    store: Store[dict[str, Any]] = Store()
+    index = GateIndex(store)
+    seen(store, gated())
+    store.gone((NS, "shop"), uid=UID)
     assert index.get(NS, "shop") is None
     assert index.gating(NS, "web", {}) == []

@@ -1,4 +1,4 @@
-"""The reconciler parses a migration once per version (a watch event's parse serves reconciles)."""
+"""The reconciler parses a migration once per version (the store's parse serves reconciles)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import pytest
 
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.controller.reconcilers import Reconciler
+from alembic_operator.controller.transport import Credentials
 from alembic_operator.model.migrations import MigrationRef
 from tests.core.bodies import RUNNER_IMAGE, UID, minimal
+
+# Never opened: these tests send no request (the store is fed by hand, as the watch would).
+NOWHERE = Credentials("https://127.0.0.1:1", None, False, "Bearer", "t", None, None)
 
 
 def body(version: str, *, uid: str = UID) -> dict[str, Any]:
@@ -21,6 +25,11 @@ def body(version: str, *, uid: str = UID) -> dict[str, Any]:
 def ref_of(raw: dict[str, Any]) -> MigrationRef:
     meta = raw["metadata"]
     return MigrationRef(meta["namespace"], meta["name"], meta["uid"], meta.get("generation", 1))
+
+
+def reconciler() -> tuple[KubeApi, Reconciler]:
+    api = KubeApi(NOWHERE)
+    return api, Reconciler(api, runner_image=RUNNER_IMAGE, leading=False)  # no reconcile runs
 
 
 @pytest.mark.parametrize(
@@ -35,19 +44,22 @@ def ref_of(raw: dict[str, Any]) -> MigrationRef:
 def test_a_migration_is_parsed_once_per_version(
     seen: dict[str, Any], reconciled: dict[str, Any], reused: bool
 ) -> None:
-    reconciler = Reconciler(KubeApi.__new__(KubeApi), runner_image=RUNNER_IMAGE)
-    reconciler.migration_seen(seen)
-    watched = reconciler.index.get(seen["metadata"]["namespace"], seen["metadata"]["name"])
-    parsed = reconciler._parse(reconciled, ref_of(reconciled))
+    api, rec = reconciler()
+    api.migration_seen(seen)
+    watched = rec.index.get(seen["metadata"]["namespace"], seen["metadata"]["name"])
+    parsed = rec._parse(reconciled, ref_of(reconciled))
     assert (parsed is watched) is reused
     assert parsed.ref.uid == reconciled["metadata"]["uid"]
 
 
 async def test_a_deleted_migration_is_parsed_afresh() -> None:
-    reconciler = Reconciler(KubeApi.__new__(KubeApi), runner_image=RUNNER_IMAGE)
+    api, rec = reconciler()
     raw = body("7")
-    reconciler.migration_seen(raw)
-    watched = reconciler.index.get(raw["metadata"]["namespace"], raw["metadata"]["name"])
-    reconciler.migration_deleted((raw["metadata"]["namespace"], raw["metadata"]["name"]))
-    assert reconciler._parse(raw, ref_of(raw)) is not watched
-    reconciler.forget(UID, (raw["metadata"]["namespace"], raw["metadata"]["name"]))
+    api.migration_seen(raw)
+    key = (raw["metadata"]["namespace"], raw["metadata"]["name"])
+    watched = rec.index.get(*key)
+    api.migration_gone(*key, uid=UID)
+    rec.migration_deleted(key)
+    assert rec.index.get(*key) is None
+    assert rec._parse(raw, ref_of(raw)) is not watched
+    rec.forget(UID, key)

@@ -1,278 +1,280 @@
-"""The migration Jobs and their pods as the watch delivers them: what a reconcile reads first.
+"""The one cache policy: objects as the watches deliver them, until something proves them stale.
 
-Role: :func:`~alembic_operator.controller.observers.observe` asks :meth:`JobCache.job` and
-:meth:`JobCache.pods` before it sends a GET of a Job or a LIST of its pods; kopf's watch events
-(``handlers.job_event``/``handlers.pod_event``, objects labelled with the migration uid) and
-the API's own answers (GET, LIST, create) feed it. It answers only what it can prove current,
-and ``None`` otherwise, so the caller reads the API:
+Every cache the operator keeps of API objects is a :class:`Store` (migration bodies and the gate
+index over them, the migration Jobs and their pods in :mod:`~alembic_operator.controller.jobcache`,
+the Deployments' fingerprints in the reconciler), and every store follows the same rules:
 
-- a Job is served only while its entry was confirmed (by an event or an API answer) within
-  :data:`TRUST_SECONDS`: kopf re-lists after a watch error without reporting what was deleted
-  meanwhile, so an entry nothing confirms any more is read again (and dropped on a 404);
-- a Job's pods are served only once the set is known to be complete for that Job (uid): listed
-  from the API since start, or the Job was created by this process (it had no pods then, and
-  the pod watch delivers every later one), and only while they account for what the Job's
-  status counts (``active``, ``succeeded``, ``failed``): the Job and pod watches are separate
-  streams, so a Job reported complete before its pod's last update arrived is never judged
-  without that update;
-- a Job absent from the cache is never reported absent: a miss means "read the API".
+- **Order without numbers.** A resourceVersion is an opaque string: it is only ever compared
+  for equality (is this the version already held?), never as a number. Order comes from where a
+  body comes from: watch events are applied in the order the stream delivers them (the stream
+  is the order); an API answer (GET, LIST) is applied only if nothing was applied for that key
+  after the request was sent (the answer is a fresh read, at least as new as anything applied
+  before it); the answer to the operator's own write is applied at once. After an answer newer
+  than the watch, an event of another version is either lagging or newer (kopf merges events
+  that arrive together, so the echo may never come): it is not applied, and the entry is not
+  served until the API is read again (for at most :data:`ECHO_SECONDS`).
+- **Deletions.** A DELETED event, a 404 or a LIST without the object (sent after it was last
+  confirmed) remove the entry; the deleted uid is remembered (:data:`TOMBSTONES`), so a late
+  answer or event of that object never brings it back (uids are never reused; a namesake is a
+  new uid).
+- **Expiry and resync.** Each entry records when it was last confirmed (a watch event, kopf's
+  re-listing, an API answer). :meth:`Store.get` serves only entries confirmed within the
+  policy's period (``None`` means "read the API"); readers that must not call the API (the
+  admission webhook) read every entry, and the reconciler's resync LISTs each namespace holding
+  an entry nothing confirmed within the period, so a deletion the watch missed ends within
+  about one period (docs/architecture.md, "Caches").
 
-The newest resourceVersion wins (integers, compared as numbers; bodies without one are not
-kept); DELETED events remove entries and leave a tombstone, so an API answer older than the
-deletion does not bring them back. Stored bodies keep what the observer parses: metadata
-(without ``managedFields``), status, and of a Job's spec only its containers' names and images
-(a pod's spec is dropped).
+:class:`LogCache` keeps logs of terminated containers by pod uid: they never change.
 
-Must not: talk to the API, parse bodies into model values, or decide anything about a
-migration. Entries are handed out as they are stored: callers only read them.
+Must not: talk to the API, parse bodies into model values (a store memoises what its owner
+derives, :meth:`Store.derived`), or decide anything about a migration.
 """
 
 from __future__ import annotations
 
-import sys
+import math
+import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from copy import deepcopy
-from dataclasses import dataclass, field
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
-# How long an entry confirmed by nothing since (no event, no API answer) is still served.
-TRUST_SECONDS = 60.0
-# Tombstones kept per kind (deleted objects whose late API answers must not resurrect them).
+RESYNC_ENV = "ALEMBIC_OPERATOR_RESYNC_SECONDS"
+DEFAULT_RESYNC_SECONDS = 60.0
+# How long an API answer newer than the watch waits for the watch to deliver its version; a
+# watch that re-listed past it never will, so the wait is bounded.
+ECHO_SECONDS = 10.0
+# Deleted uids remembered per store (their late answers and events must not resurrect them).
 TOMBSTONES = 4096
-JOB_NAME_LABEL = "job-name"
-_UNTIL_DELETED = sys.maxsize  # a tombstone no watch event can pass (see JobCache.job_deleted)
+# Logs of terminated containers kept, in bytes (a plan's log can be 8 MiB).
+LOG_CACHE_BYTES = 64 * 1024 * 1024
 
 Body = Mapping[str, Any]
 Key = tuple[str, str]  # (namespace, name)
+T = TypeVar("T")
+D = TypeVar("D")
+_UNSET: Any = object()
 
 
-def resource_version(body: Body) -> int | None:
-    """The body's resourceVersion as a number, or ``None`` when it is not an integer."""
-    try:
-        return int(str((body.get("metadata") or {}).get("resourceVersion")))
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class CachePolicy:
+    """The one setting: how long an entry nothing confirms is trusted (and the resync period)."""
+
+    resync_seconds: float = DEFAULT_RESYNC_SECONDS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CachePolicy:
+        raw = (os.environ if environ is None else environ).get(RESYNC_ENV, "").strip()
+        if not raw:
+            return cls()
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"{RESYNC_ENV} must be a positive number of seconds, not {raw!r}")
+        return cls(resync_seconds=seconds)
 
 
-def _key(body: Body) -> Key:
+def key_of(body: Body) -> Key:
     meta = body.get("metadata") or {}
     return (str(meta.get("namespace")), str(meta.get("name")))
 
 
-def _uid(body: Body) -> str:
+def uid_of(body: Body) -> str:
     return str((body.get("metadata") or {}).get("uid") or "")
 
 
-@dataclass
-class _Job:
-    body: dict[str, Any]
-    version: int
-    confirmed: float  # monotonic time of the last event or API answer at this version or newer
-    pods_known: bool = False  # the pod set is complete for this Job's uid
+def version_of(body: Body) -> str:
+    """The resourceVersion, opaque (compared for equality only)."""
+    return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
 
 @dataclass
-class _Pods:
-    """The pods of one Job name, by pod name (bodies and their resourceVersions)."""
+class Entry(Generic[T]):
+    value: T
+    uid: str
+    version: str  # opaque
+    confirmed: float  # the last watch event or API answer that showed this object
+    echo: str | None = None  # an answered version the watch has not delivered yet
+    echo_until: float = 0.0
+    memo: Any = _UNSET  # what the owner derives from ``value`` (Store.derived)
+    skipped: str | None = None  # the last event ignored while awaiting the echo
 
-    bodies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
+class Store(Generic[T]):
+    """Entries by namespace and name, fed by one watch and the API's answers (module rules)."""
 
-class JobCache:
-    """Jobs by (namespace, name) and their pods by the ``job-name`` label, newest first."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, policy: CachePolicy | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.policy = policy or CachePolicy()
         self._clock = clock
-        self._jobs: dict[Key, _Job] = {}
-        self._pods: dict[Key, _Pods] = {}  # (namespace, Job name)
-        self._dead_jobs: dict[Key, int] = {}  # tombstones: resourceVersion at deletion
-        self._dead_pods: dict[Key, int] = {}  # (namespace, pod name)
+        self._entries: dict[str, dict[str, Entry[T]]] = {}
+        self._touched: dict[Key, float] = {}  # when a value was last applied or removed
+        self._dead: OrderedDict[str, None] = OrderedDict()  # deleted uids
+
+    def now(self) -> float:
+        """The store's clock: what an API request's ``since`` is read from."""
+        return self._clock()
 
     # --- feeding ---------------------------------------------------------------------------
 
-    def job_seen(self, body: Body) -> None:
-        """A Job from a watch event or an API answer."""
-        self._put_job(body, created=False)
+    def seen(self, key: Key, value: T, *, uid: str, version: str) -> bool:
+        """A watch event (or kopf's re-listing): applied in the stream's order; True if applied."""
+        if uid and uid in self._dead:
+            return False
+        now = self._clock()
+        entry = self.entry(key)
+        if entry is not None and entry.uid == uid:
+            if entry.version == version:
+                entry.confirmed, entry.echo = now, None
+                return False
+            if entry.echo is not None and now < entry.echo_until:
+                # Lagging behind the answer, or newer (kopf batches events: the echo may have
+                # been merged away): unknowable, so the next reader asks the API.
+                entry.confirmed, entry.skipped = -math.inf, version
+                return False
+        self._put(key, Entry(value, uid, version, confirmed=now), now)
+        return True
 
-    def job_created(self, body: Body) -> None:
-        """The Job this process just created: it has no pods yet, the watch brings them all."""
-        self._put_job(body, created=True)
+    def answered(self, key: Key, value: T, *, uid: str, version: str, since: float) -> bool:
+        """An API answer to a request sent at ``since``; True if applied."""
+        if (uid and uid in self._dead) or self._touched.get(key, -math.inf) > since:
+            return False  # deleted, or something applied after the request left may be newer
+        now = self._clock()
+        entry = self.entry(key)
+        if entry is not None and (entry.uid, entry.version) == (uid, version):
+            entry.confirmed = now
+            return False
+        delivered = entry is not None and entry.skipped == version  # no echo will come
+        echo = None if delivered else version
+        self._put(key, Entry(value, uid, version, now, echo, now + ECHO_SECONDS), now)
+        return True
 
-    def job_gone(self, body: Body) -> None:
-        """A DELETED event: forget the Job (its pods go with their own events)."""
-        key, version = _key(body), resource_version(body)
-        self._jobs.pop(key, None)
-        _bury(self._dead_jobs, key, version)
+    def written(self, key: Key, value: T, *, uid: str, version: str) -> None:
+        """The answer to this process's own write: the newest there is, until the watch echoes."""
+        now = self._clock()
+        self._put(key, Entry(value, uid, version, now, version, now + ECHO_SECONDS), now)
 
-    def job_deleted(self, namespace: str, name: str) -> None:
-        """This process deleted the Job: forget it now and ignore it until its DELETED event.
+    def gone(self, key: Key, *, uid: str | None = None) -> None:
+        """Deleted (a DELETED event, or this process deleted it): ``uid`` is never served again."""
+        entry = self.entry(key)
+        dead = uid if uid is not None else (entry.uid if entry is not None else "")
+        if entry is not None and (uid is None or entry.uid == uid):
+            self._remove(key)
+        if dead:
+            self._dead[dead] = None
+            while len(self._dead) > TOMBSTONES:
+                self._dead.popitem(last=False)
+        self._touched[key] = self._clock()
 
-        Without this, a reconcile between the delete and the watch's DELETED event would still
-        see the Job here and delete it (and report it) a second time. The tombstone admits no
-        version until the DELETED event sets the real one; a miss means "read the API" anyway.
-        """
-        key = (namespace, name)
-        self._jobs.pop(key, None)
-        self._pods.pop(key, None)
-        _bury(self._dead_jobs, key, _UNTIL_DELETED)
+    def absent(self, key: Key, *, since: float) -> bool:
+        """A 404 or a LIST without it, sent at ``since``: drop it unless confirmed after that."""
+        entry = self.entry(key)
+        if entry is None or entry.confirmed > since:
+            return False
+        self.gone(key, uid=entry.uid)
+        self._touched[key] = since
+        return True
 
-    def job_absent(self, namespace: str, name: str, *, since: float) -> None:
-        """A GET sent at ``since`` found nothing: drop an entry not confirmed after it."""
-        entry = self._jobs.get((namespace, name))
-        if entry is not None and entry.confirmed <= since:
-            del self._jobs[(namespace, name)]
-
-    def pod_seen(self, body: Body) -> None:
-        """A pod from a watch event (kept under its ``job-name`` label; others are ignored)."""
-        job = _job_name(body)
-        version = resource_version(body)
-        if job is None or version is None:
-            return
-        namespace, name = _key(body)
-        if self._dead_pods.get((namespace, name), -1) >= version:
-            return
-        pods = self._pods.setdefault((namespace, job), _Pods())
-        cached = pods.bodies.get(name)
-        if cached is None or cached[0] < version:
-            pods.bodies[name] = (version, _slim(body, keep_spec=False))
-
-    def pod_gone(self, body: Body) -> None:
-        """A DELETED event of a pod."""
-        namespace, name = _key(body)
-        job = _job_name(body)
-        if job is not None:
-            pods = self._pods.get((namespace, job))
-            if pods is not None:
-                pods.bodies.pop(name, None)
-                if not pods.bodies:
-                    del self._pods[(namespace, job)]
-        _bury(self._dead_pods, (namespace, name), resource_version(body))
-
-    def pods_listed(
-        self,
-        namespace: str,
-        job_name: str,
-        *,
-        job_uid: str,
-        items: Iterable[Body],
-        list_version: str | None,
-    ) -> None:
-        """An API LIST of a Job's pods: the set is complete for the Job ``job_uid`` from now on.
-
-        Items merge newest-wins; a cached pod missing from the list is dropped when the list
-        is newer than it (deleted meanwhile), kept otherwise (created after the list).
-        """
-        listed: dict[str, Body] = {}
-        for item in items:
-            listed[_key(item)[1]] = item
-            self.pod_seen(item)
-        try:
-            at = int(str(list_version))
-        except ValueError:
-            at = None
-        pods = self._pods.get((namespace, job_name))
-        if pods is not None and at is not None:
-            for name, (version, _) in list(pods.bodies.items()):
-                if name not in listed and version <= at:
-                    del pods.bodies[name]
-        entry = self._jobs.get((namespace, job_name))
-        if entry is not None and _uid(entry.body) == job_uid:
-            entry.pods_known = True
+    def expire(self, key: Key) -> None:
+        """Stop serving it from :meth:`get` until confirmed again (e.g. a write got 409)."""
+        entry = self.entry(key)
+        if entry is not None:
+            entry.confirmed, entry.echo = -math.inf, None
 
     # --- reading ---------------------------------------------------------------------------
 
-    def now(self) -> float:
-        """The cache's clock (for :meth:`job_absent`'s ``since``)."""
-        return self._clock()
-
-    def job(self, namespace: str, name: str) -> Body | None:
-        """The Job if confirmed within :data:`TRUST_SECONDS`; ``None`` means "read the API"."""
-        entry = self._jobs.get((namespace, name))
-        if entry is None or self._clock() - entry.confirmed > TRUST_SECONDS:
+    def get(self, key: Key) -> T | None:
+        """The value if confirmed within the period; ``None`` means "read the API"."""
+        entry = self.entry(key)
+        if entry is None or self._clock() - entry.confirmed > self.policy.resync_seconds:
             return None
-        return entry.body
+        return entry.value
 
-    def pods(self, job: Body) -> Sequence[Body] | None:
-        """The pods of ``job`` if the set is complete and accounts for the Job's status.
+    def entry(self, key: Key) -> Entry[T] | None:
+        """The entry, however old (for readers that must not call the API)."""
+        return self._entries.get(key[0], {}).get(key[1])
 
-        ``job`` is the body the caller judges (from :meth:`job` or a GET); ``None`` means
-        "list them from the API".
-        """
-        namespace, name = _key(job)
-        entry = self._jobs.get((namespace, name))
-        if entry is None or not entry.pods_known or _uid(entry.body) != _uid(job):
+    def entries(self, namespace: str) -> Iterator[tuple[str, Entry[T]]]:
+        yield from list(self._entries.get(namespace, {}).items())
+
+    def derived(self, key: Key, derive: Callable[[T], D]) -> D | None:
+        """``derive(value)``, computed once per applied value (one ``derive`` per store)."""
+        entry = self.entry(key)
+        if entry is None:
             return None
-        found = self._pods.get((namespace, name))
-        bodies = [b for _, b in found.bodies.values()] if found else []
-        return bodies if _accounts_for(job, bodies) else None
+        if entry.memo is _UNSET:
+            entry.memo = derive(entry.value)
+        return cast(D, entry.memo)
+
+    def stale_namespaces(self) -> list[str]:
+        """Namespaces holding an entry nothing confirmed within the period (to re-list)."""
+        oldest = self._clock() - self.policy.resync_seconds
+        return [
+            namespace
+            for namespace, names in self._entries.items()
+            if any(e.confirmed < oldest for e in names.values())
+        ]
 
     def __len__(self) -> int:
-        return len(self._jobs)
+        return sum(len(names) for names in self._entries.values())
 
     # --- inside ----------------------------------------------------------------------------
 
-    def _put_job(self, body: Body, *, created: bool) -> None:
-        key, version = _key(body), resource_version(body)
-        if version is None:
-            self._jobs.pop(key, None)  # cannot order it: read the API instead
-            return
-        if self._dead_jobs.get(key, -1) >= version:
-            return
-        entry = self._jobs.get(key)
-        if entry is not None and entry.version > version:
-            return
-        now = self._clock()
-        if entry is not None and entry.version == version:
-            entry.confirmed = now
-            entry.pods_known = entry.pods_known or created
-            return
-        same_job = entry is not None and _uid(entry.body) == _uid(body)
-        self._jobs[key] = _Job(
-            _slim(body, keep_spec=True),
-            version,
-            now,
-            pods_known=created or (same_job and entry is not None and entry.pods_known),
-        )
+    def _put(self, key: Key, entry: Entry[T], now: float) -> None:
+        self._entries.setdefault(key[0], {})[key[1]] = entry
+        self._touch(key, now)
+
+    def _remove(self, key: Key) -> None:
+        names = self._entries.get(key[0], {})
+        names.pop(key[1], None)
+        if not names:
+            self._entries.pop(key[0], None)
+
+    def _touch(self, key: Key, now: float) -> None:
+        self._touched[key] = now
+        if len(self._touched) > 2 * TOMBSTONES:  # bounded: forget what no request can predate
+            horizon = now - max(2 * self.policy.resync_seconds, 120.0)
+            self._touched = {k: t for k, t in self._touched.items() if t > horizon}
 
 
-def _slim(body: Body, *, keep_spec: bool) -> dict[str, Any]:
-    """A copy of what the observer parses (the rest of a body is most of its size)."""
-    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-    slim: dict[str, Any] = {"metadata": meta, "status": body.get("status") or {}}
-    if keep_spec:
-        pod_spec = ((body.get("spec") or {}).get("template") or {}).get("spec") or {}
-        containers = [
-            {k: c[k] for k in ("name", "image") if k in c} for c in pod_spec.get("containers") or ()
-        ]
-        slim["spec"] = {"template": {"spec": {"containers": containers}}}
-    return deepcopy(slim)
+class LogCache:
+    """Logs of terminated containers, by (pod uid, container, how much was read).
 
+    A terminated container's log never changes, so one read serves every later reconcile
+    (a failed migration's tail, a plan's whole output). Bounded in bytes, least recently used
+    first out; a pod's entries go when its DELETED event arrives.
+    """
 
-def _job_name(pod: Body) -> str | None:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    name = labels.get(JOB_NAME_LABEL)
-    return str(name) if name else None
+    def __init__(self, *, max_bytes: int = LOG_CACHE_BYTES) -> None:
+        self._max = max_bytes
+        self._size = 0
+        self._logs: OrderedDict[tuple[str, str, int, int | None], str] = OrderedDict()
 
+    def get(self, key: tuple[str, str, int, int | None]) -> str | None:
+        text = self._logs.get(key)
+        if text is not None:
+            self._logs.move_to_end(key)
+        return text
 
-def _bury(tombstones: dict[Key, int], key: Key, version: int | None) -> None:
-    tombstones.pop(key, None)
-    tombstones[key] = version if version is not None else 0
-    while len(tombstones) > TOMBSTONES:
-        del tombstones[next(iter(tombstones))]
+    def put(self, key: tuple[str, str, int, int | None], text: str) -> None:
+        self._drop(key)
+        self._logs[key] = text
+        self._size += len(text)
+        while self._size > self._max and len(self._logs) > 1:
+            self._drop(next(iter(self._logs)))
 
+    def forget(self, uid: str) -> None:
+        for key in [k for k in self._logs if k[0] == uid]:
+            self._drop(key)
 
-def _accounts_for(job: Body, pods: Sequence[Body]) -> bool:
-    """Whether ``pods`` hold every pod the Job's status counts (by phase, as the Job does)."""
-    status = job.get("status") or {}
-    phases = [str((p.get("status") or {}).get("phase") or "") for p in pods]
-    succeeded = phases.count("Succeeded")
-    failed = phases.count("Failed")
-    want_succeeded = int(status.get("succeeded") or 0)
-    want_failed = int(status.get("failed") or 0)
-    want_active = int(status.get("active") or 0)
-    return (
-        succeeded >= want_succeeded
-        and failed >= want_failed
-        and len(pods) >= want_active + want_succeeded + want_failed
-    )
+    def __len__(self) -> int:
+        return len(self._logs)
+
+    def _drop(self, key: tuple[str, str, int, int | None]) -> None:
+        text = self._logs.pop(key, None)
+        if text is not None:
+            self._size -= len(text)

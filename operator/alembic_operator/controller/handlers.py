@@ -20,6 +20,7 @@ from alembic_operator.controller import (
     serving,
     webhooks,  # noqa: F401 - registers the admission handler
 )
+from alembic_operator.controller.caches import CachePolicy
 from alembic_operator.controller.certificates import CertificateManager
 from alembic_operator.controller.kubeapi import PLURAL, KubeApi
 from alembic_operator.controller.leadership import Elector
@@ -72,16 +73,21 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         options = serving.Options.from_env()
     except serving.OptionsError as exc:
         raise kopf.PermanentError(str(exc)) from exc
+    try:
+        policy = CachePolicy.from_env()
+    except ValueError as exc:
+        raise kopf.PermanentError(str(exc)) from exc
     runner_image = os.environ.get(RUNNER_IMAGE_ENV) or DEFAULT_RUNNER_IMAGE
     client = load_client()
-    api = KubeApi(client)
+    api = KubeApi(client, policy=policy)
     await api.open()  # one HTTP session for the operator's lifetime, closed in stop()
     memo["api"] = api
     # The webhook lets the operator's own requests (its unpause) through: who it is.
     memo["username"] = token_subject(credentials(client).token)
     reconciler = Reconciler(api, runner_image=runner_image, leading=not options.leader_election)
     memo["reconciler"] = reconciler
-    memo["tasks"] = []
+    # The one cache policy's resync (controller/caches.py): a deletion the watch missed ends.
+    memo["tasks"] = [asyncio.create_task(reconciler.resync(), name="resync")]
     own = OwnApi(client)  # the Lease and the certificate Secret (controller/ownapi.py)
     memo["own"] = own
     certificates = None
@@ -103,7 +109,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         memo["elector"] = elector
         memo["tasks"].append(asyncio.create_task(elector.run(), name="leader election"))
     log = logging.getLogger("alembic_operator")
-    log.info("runner image: %s", runner_image)
+    log.info("runner image: %s; cache resync every %gs", runner_image, policy.resync_seconds)
     if options.leader_election:
         log.info("leader election on Lease %s/%s as %s", options.namespace,
                  options.lease_name, options.identity)  # fmt: skip
@@ -132,7 +138,7 @@ async def migration_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any)
     meta, reconciler = body.metadata, memo["reconciler"]
     key = (str(meta.namespace), str(meta.name))
     if type == "DELETED":
-        memo["api"].migration_gone(*key)
+        memo["api"].migration_gone(*key, uid=str(meta.uid))
         reconciler.forget(str(meta.uid), key)
         metrics.forget(*key, uid=str(meta.uid))
         reconciler.migration_deleted(key)  # releases the Deployments it held
@@ -158,6 +164,7 @@ async def pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
     # The runner's result is in the pod the moment its container ends: act on it then.
     if type == "DELETED":
         memo["api"].jobs.pod_gone(body)
+        memo["api"].logs.forget(str(body.metadata.uid))
     else:
         memo["api"].jobs.pod_seen(body)
     memo["reconciler"].trigger_uid(body.metadata.labels.get(LABEL_MIGRATION_UID))

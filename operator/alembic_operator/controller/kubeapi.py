@@ -3,11 +3,14 @@
 Every call the operator makes, over :class:`~alembic_operator.controller.transport.Transport`
 (one session, bounded, errors translated): raw JSON in and out (parsing into typed values
 happens in :mod:`alembic_operator.controller.observers`). Secret
-values never leave :meth:`KubeApi.read_secret_keys`: only the key names do. Small caches save
-requests in bursts: migration bodies from the watch (:meth:`KubeApi.migration_seen`, the status
-patch stays resourceVersion-guarded), a Secret's key names for a few seconds, and the migration
-Jobs and their pods (:attr:`KubeApi.jobs`, a :class:`~alembic_operator.controller.caches.JobCache`
-fed by the watch and by this module's answers; the observer decides when it may be used).
+values never leave :meth:`KubeApi.read_secret_keys`: only the key names do. The caches of API
+objects follow the one policy of :mod:`alembic_operator.controller.caches` (opaque
+resourceVersions, expiry, resync) and are fed by the watch and by this module's answers:
+migration bodies (:attr:`KubeApi.migrations`; the status patch stays resourceVersion-guarded),
+the migration Jobs and their pods (:attr:`KubeApi.jobs`, a
+:class:`~alembic_operator.controller.jobcache.JobCache`; the observer decides when it may be
+used), and logs of terminated containers (:attr:`KubeApi.logs`, by pod uid). A Secret's key
+names are reused for a few seconds (not watched: a burst of reads, read once).
 
 Every request names its RBAC verb and a module-level :class:`Resource` (``self._call("get",
 JOBS, ...)``): tests/delivery/test_rbac.py reads those calls to prove the chart grants exactly
@@ -24,7 +27,15 @@ from copy import deepcopy
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from alembic_operator.controller.caches import JobCache
+from alembic_operator.controller.caches import (
+    CachePolicy,
+    LogCache,
+    Store,
+    key_of,
+    uid_of,
+    version_of,
+)
+from alembic_operator.controller.jobcache import JobCache
 from alembic_operator.errors import (
     ApiError,
     NotFound,
@@ -59,8 +70,6 @@ CONFIG_MAPS = Resource("", "v1", "configmaps")
 EVENTS = Resource("", "v1", "events")
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
 
-# RBAC verb -> HTTP method.
-
 
 class KubeApi(Transport):
     """The calls the operator makes, as coroutines; :meth:`open`/:meth:`close` the session.
@@ -75,42 +84,33 @@ class KubeApi(Transport):
         *,
         reload: Callable[[], Credentials] | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
+        policy: CachePolicy | None = None,
     ) -> None:
         super().__init__(client, reload=reload, max_in_flight=max_in_flight)
+        self.policy = policy or CachePolicy()
         self._secret_keys: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
-        self._migrations: dict[tuple[str, str], dict[str, Any]] = {}
-        self.jobs = JobCache()
+        self.migrations: Store[dict[str, Any]] = Store(self.policy)
+        self.jobs = JobCache(self.policy)
+        self.logs = LogCache()
 
     # --- DatabaseMigrations ---------------------------------------------------------------
 
     def migration_seen(self, body: Mapping[str, Any]) -> None:
-        """A migration's body from the watch: :meth:`get_migration` answers from the newest seen.
+        """A migration's body from the watch: :meth:`get_migration` answers from it (a status
+        patch from a stale body gets 409, which expires the entry: the retry reads the API)."""
+        key, uid, version = key_of(body), uid_of(body), version_of(body)
+        self.migrations.seen(key, deepcopy(dict(body)), uid=uid, version=version)
 
-        Like an informer's cache: the watch delivers every change, each change triggers a
-        reconcile, and a status patch based on a stale body fails with 409 Conflict (it carries
-        the resourceVersion), which drops the entry so the retry reads the API. Only integer
-        resourceVersions (etcd revisions) are compared; others are never cached.
-        """
-        self._remember_migration(body)
-
-    def migration_gone(self, namespace: str, name: str) -> None:
-        self._migrations.pop((namespace, name), None)
-
-    def _remember_migration(self, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace")), str(meta.get("name")))
-        version = _version(body)
-        if version is None:
-            self._migrations.pop(key, None)
-            return
-        cached = self._migrations.get(key)
-        if cached is None or (_version(cached) or 0) < version:
-            self._migrations[key] = deepcopy(dict(body))
+    def migration_gone(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        """Its DELETED event."""
+        self.migrations.gone((namespace, name), uid=uid)
 
     async def get_migration(self, namespace: str, name: str) -> dict[str, Any] | None:
-        cached = self._migrations.get((namespace, name))
+        """The body held if confirmed within the policy's period, else a GET (404: ``None``)."""
+        cached = self.migrations.get((namespace, name))
         if cached is not None:
             return deepcopy(cached)
+        since = self.migrations.now()
         try:
             body = dict(
                 await self._call(
@@ -118,9 +118,29 @@ class KubeApi(Transport):
                 )
             )
         except NotFound:
+            self.migrations.absent((namespace, name), since=since)
             return None
-        self._remember_migration(body)
+        self._migration_answered(body, since=since)
         return body
+
+    def _migration_answered(self, body: Mapping[str, Any], *, since: float) -> None:
+        key, uid, version = key_of(body), uid_of(body), version_of(body)
+        self.migrations.answered(key, deepcopy(dict(body)), uid=uid, version=version, since=since)
+
+    async def resync_migrations(self, namespace: str) -> list[str]:
+        """LIST the namespace's migrations into the store; the names it held that are gone."""
+        since = self.migrations.now()
+        listed = await self._call(
+            "list", MIGRATIONS, namespace, what=f"list {KIND} in {namespace} (resync)"
+        )
+        present = {key_of(item)[1] for item in listed.get("items") or ()}
+        for item in listed.get("items") or ():
+            self._migration_answered(item, since=since)
+        return [
+            name
+            for name, _ in self.migrations.entries(namespace)
+            if name not in present and self.migrations.absent((namespace, name), since=since)
+        ]
 
     async def patch_migration_status(
         self, namespace: str, name: str, *, status: Mapping[str, Any], resource_version: str
@@ -141,9 +161,11 @@ class KubeApi(Transport):
                 )
             )
         except ApiError:
-            self._migrations.pop((namespace, name), None)  # stale (409) or unknown: read again
+            self.migrations.expire((namespace, name))  # stale (409) or unknown: read again
             raise
-        self._remember_migration(stored)
+        self.migrations.written(
+            (namespace, name), deepcopy(stored), uid=uid_of(stored), version=version_of(stored)
+        )
         return stored
 
     # --- Jobs and pods ----------------------------------------------------------------------
@@ -158,7 +180,7 @@ class KubeApi(Transport):
         except NotFound:
             self.jobs.job_absent(namespace, name, since=since)
             return None
-        self.jobs.job_seen(job)
+        self.jobs.job_answered(job, since=since)
         return job
 
     async def create_config_map(
@@ -183,12 +205,21 @@ class KubeApi(Transport):
         container: str,
         limit_bytes: int,
         tail_lines: int | None = None,
+        terminated_uid: str | None = None,
     ) -> str:
-        """A container's log (the last ``tail_lines`` lines, or from the start), capped in bytes."""
+        """A container's log (the last ``tail_lines`` lines, or from the start), capped in bytes.
+
+        ``terminated_uid``: the pod's uid, its container ended (the log is final): read once.
+        """
+        cache_key = (terminated_uid or "", container, limit_bytes, tail_lines)
+        if terminated_uid:
+            cached = self.logs.get(cache_key)
+            if cached is not None:
+                return cached
         params = {"container": container, "limitBytes": str(limit_bytes)}
         if tail_lines is not None:
             params["tailLines"] = str(tail_lines)
-        return str(
+        text = str(
             await self._call(
                 "get",
                 PODS,
@@ -200,6 +231,9 @@ class KubeApi(Transport):
                 what=f"read the log of pod {namespace}/{pod}",
             )
         )
+        if terminated_uid:
+            self.logs.put(cache_key, text)
+        return text
 
     async def create_job(self, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
         name = manifest["metadata"]["name"]
@@ -228,6 +262,7 @@ class KubeApi(Transport):
         self, namespace: str, job_name: str, *, job_uid: str | None = None
     ) -> list[dict[str, Any]]:
         """The pods of a Job; with ``job_uid``, :attr:`jobs` knows that Job's pods from now on."""
+        since = self.jobs.now()
         listed = await self._call(
             "list",
             PODS,
@@ -237,13 +272,7 @@ class KubeApi(Transport):
         )
         items = [dict(item) for item in listed.get("items") or ()]
         if job_uid is not None:
-            self.jobs.pods_listed(
-                namespace,
-                job_name,
-                job_uid=job_uid,
-                items=items,
-                list_version=(listed.get("metadata") or {}).get("resourceVersion"),
-            )
+            self.jobs.pods_listed(namespace, job_name, job_uid=job_uid, items=items, since=since)
         return items
 
     # --- Deployments (the rollout gate) -----------------------------------------------------
@@ -367,10 +396,3 @@ class KubeApi(Transport):
             body=event,
             what=f"post Event {reason} on {namespace}/{involved['name']}",
         )
-
-
-def _version(body: Mapping[str, Any]) -> int | None:
-    try:
-        return int(str((body.get("metadata") or {}).get("resourceVersion")))
-    except ValueError:
-        return None

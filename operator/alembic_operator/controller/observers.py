@@ -1,10 +1,11 @@
 """Observing: fetches what the core's :class:`ObservationPlan` asks for and parses it.
 
 Raw Job and Pod objects stop here and become :mod:`alembic_operator.model.observations` values.
-Jobs and their pods come from the watch-fed :class:`~alembic_operator.controller.caches.JobCache`
+Jobs and their pods come from the watch-fed :class:`~alembic_operator.controller.jobcache.JobCache`
 (``api.jobs``) when it can prove them current, from a GET and a LIST otherwise; a Job missing
-there is looked up with a GET, so only the API ever reports a Job absent. Pod logs are always
-read from the API. Reads only: this module never writes to the API.
+there is looked up with a GET, so only the API ever reports a Job absent. A terminated pod's
+log is read from the API once (its uid keys ``api.logs``). Reads only: this module never writes
+to the API.
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ async def _with_plan_output(api: KubeApi, namespace: str, job: ObservedJob) -> O
         return job
     newest = done[-1]
     output = await api.read_pod_log(
-        namespace, newest.name, container=MIGRATE_CONTAINER, limit_bytes=PLAN_LOG_READ_BYTES
+        namespace,
+        newest.name,
+        container=MIGRATE_CONTAINER,
+        limit_bytes=PLAN_LOG_READ_BYTES,
+        terminated_uid=newest.uid,
     )
     pods = tuple(replace(p, output=output) if p is newest else p for p in job.pods)
     return replace(job, pods=pods)
@@ -158,6 +163,7 @@ async def _with_log_tail(
             container=MIGRATE_CONTAINER,
             limit_bytes=LOG_TAIL_READ_BYTES,
             tail_lines=LOG_TAIL_LINES,
+            terminated_uid=newest.uid,
         )
     except OperatorError:  # a missing log must not block recording the outcome
         tail = None
@@ -216,6 +222,7 @@ def parse_pod(raw: Mapping[str, Any]) -> ObservedPod:
     terminated, waiting = state.get("terminated"), state.get("waiting")
     return ObservedPod(
         name=str(meta.get("name")),
+        uid=str(meta.get("uid") or ""),
         created_at=parse_time(meta.get("creationTimestamp")),
         terminated=None
         if terminated is None

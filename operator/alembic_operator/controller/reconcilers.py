@@ -5,7 +5,10 @@ events costs one reconcile, plus one more if something arrived meanwhile), one m
 reconciles concurrently with itself, and the core's ``requeue_after`` and API failures schedule
 the next look. Watch events of Jobs and Pods find their migration through the uid label;
 those of Deployments through :class:`~alembic_operator.controller.indexes.GateIndex` (the
-migrations gating them) and their held-by annotation. Right after ``decide`` the rollout gate
+migrations gating them, a view of ``api.migrations``) and their held-by annotation. The caches
+follow the one policy (:mod:`alembic_operator.controller.caches`): :meth:`Reconciler.resync`
+re-lists the namespaces whose migrations nothing confirmed within the period, so a deletion
+the watch missed is released like any other. Right after ``decide`` the rollout gate
 (:func:`~alembic_operator.core.gates.apply_gate`) adds its holds and releases. A reconcile that
 finds its migration gone releases the Deployments it held (deletion needs no finalizer). Pods
 of gated workloads wait in :class:`~alembic_operator.controller.podgates.PodGates`, checked
@@ -22,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alembic_operator.controller import metrics
+from alembic_operator.controller.caches import Store, key_of, uid_of, version_of
 from alembic_operator.controller.executors import execute, execute_releases
-from alembic_operator.controller.indexes import GateIndex
+from alembic_operator.controller.indexes import GateIndex, parse_or_none
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.controller.observers import observe, parse_deployment
 from alembic_operator.controller.podgates import PodGates
@@ -69,36 +73,20 @@ class Reconciler:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._errors: dict[Key, int] = {}
         self._by_uid: dict[str, Key] = {}
-        self.index = GateIndex()
+        self.index = GateIndex(api.migrations)
         # Pods of gated workloads wait on the same index; unknown holders are reconciled.
         self.pods = PodGates(api, self.index, on_unknown=lambda ns, name: self.trigger((ns, name)))
-        self._deployments: dict[Key, tuple[Any, ...]] = {}
-        # The last migration parsed from a watch event, by key: (uid, resourceVersion, typed).
-        # A reconcile of that same version reuses it instead of parsing the body again.
-        self._parsed: dict[Key, tuple[str, str, Migration]] = {}
+        # What of each Deployment the gate cares about, as its last event showed it.
+        self._deployments: Store[tuple[Any, ...]] = Store(api.policy)
 
     # --- triggers --------------------------------------------------------------------------
 
     def migration_seen(self, body: Mapping[str, Any]) -> None:
-        """Keep the gate index current from a migration's watch event."""
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace")), str(meta.get("name")))
-        version = str(meta.get("resourceVersion", ""))
-        try:
-            migration = parse_migration(body)
-        except InvalidMigration:
-            self._parsed.pop(key, None)
-            self.index.drop(*key)
-            return
-        if version:
-            self._parsed[key] = (migration.ref.uid, version, migration)
-        self.index.put(migration, resource_version=version)
-        self.pods.migration_seen(*key)
+        """A migration's watch event (``api.migrations`` holds it): gated pods may move."""
+        self.pods.migration_seen(*key_of(body))
 
     def migration_deleted(self, key: Key) -> None:
-        """Drop it from the index; the reconcile that follows releases what it held."""
-        self._parsed.pop(key, None)
-        self.index.drop(*key)
+        """It is gone (``api.migrations`` dropped it): the reconcile releases what it held."""
         self.trigger(key)
 
     def deployment_event(self, kind: str, body: Mapping[str, Any]) -> None:
@@ -113,7 +101,7 @@ class Reconciler:
         deployment = parse_deployment(body)
         key = (namespace, deployment.name)
         if kind == "DELETED":
-            self._deployments.pop(key, None)
+            self._deployments.gone(key, uid=uid_of(body))
             targets = list(deployment.held_by)
         else:
             seen = (
@@ -123,9 +111,10 @@ class Reconciler:
                 deployment.paused,
                 deployment.images,
             )
-            if self._deployments.get(key) == seen:
+            unchanged = self._deployments.get(key) == seen  # expires: one look a period at most
+            self._deployments.seen(key, seen, uid=deployment.uid, version=version_of(body))
+            if unchanged:
                 return
-            self._deployments[key] = seen
             gating = self.index.gating(namespace, deployment.name, deployment.labels)
             targets = [m.ref.name for m in gating] + list(deployment.held_by)
         for name in dict.fromkeys(targets):
@@ -236,7 +225,7 @@ class Reconciler:
             self.remember(ref.uid, (namespace, name))
             decision, migration, previous = await self._decide(body, ref)
             try:
-                written, stored = await execute(
+                written, _stored = await execute(
                     self._api,
                     decision,
                     ref=ref,
@@ -247,8 +236,7 @@ class Reconciler:
                 log.debug("status of %s/%s changed meanwhile: reconciling again", namespace, name)
                 continue
             if migration is not None and written is not None:
-                # The webhook and Deployment events must see the status just written at once.
-                self.index.put(replace(migration, status=stored), resource_version=written)
+                # api.migrations holds the status just written (the webhook reads it at once).
                 self.pods.check(namespace)  # pods may start once the status allows them
             return decision.requeue_after
         raise Conflict(f"{namespace}/{name}: status kept changing during {CONFLICT_RETRIES} tries")
@@ -270,12 +258,35 @@ class Reconciler:
         return gated, migration, migration.status
 
     def _parse(self, body: Mapping[str, Any], ref: MigrationRef) -> Migration:
-        """The typed migration; the one parsed from its watch event when it is this version."""
-        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-        seen = self._parsed.get((ref.namespace, ref.name))
-        if seen is not None and version and seen[:2] == (ref.uid, version):
-            return seen[2]
+        """The typed migration; the one the store memoised when it holds this very version."""
+        key = (ref.namespace, ref.name)
+        held = self._api.migrations.entry(key)
+        version = version_of(body)
+        if held is not None and version and (held.uid, held.version) == (ref.uid, version):
+            parsed = self._api.migrations.derived(key, parse_or_none)
+            if parsed is not None:
+                return parsed
         return parse_migration(body)
+
+    async def resync(self) -> None:
+        """Forever: re-list the namespaces holding a migration nothing confirmed in the period.
+
+        What the LIST no longer has (a deletion the watch missed) is reconciled: the reconcile
+        finds it gone and releases what it held. Runs on every replica (standbys serve the
+        webhook from the same index).
+        """
+        period = self._api.policy.resync_seconds
+        while True:
+            await asyncio.sleep(period / 4)
+            for namespace in self._api.migrations.stale_namespaces():
+                try:
+                    gone = await self._api.resync_migrations(namespace)
+                except OperatorError as exc:
+                    log.warning("resync of the migrations in %s failed: %s", namespace, exc)
+                    continue
+                for name in gone:
+                    log.info("%s/%s is gone (its deletion was missed): releasing", namespace, name)
+                    self.migration_deleted((namespace, name))
 
     async def _release_deleted(self, namespace: str, name: str) -> None:
         """The migration is gone: release the Deployments and pods whose held-by names it."""

@@ -43,6 +43,7 @@ class ObservedPod:
     image_id: str | None = None  # the migrate container's imageID (a digest where one is known)
     log_tail: str | None = None  # read only for a failed migrate container
     output: str | None = None  # the whole log of a finished plan pod (its SQL)
+    uid: str = ""
 
 
 @dataclass(frozen=True)
