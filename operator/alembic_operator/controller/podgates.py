@@ -8,7 +8,10 @@ allows it: after the migration's success was written to its status, never on fai
 
 A check of a namespace runs after every change that can allow a pod: a gated pod seen, a
 migration's status written or seen (:class:`~alembic_operator.controller.indexes.GateIndex`),
-a migration deleted. Checks coalesce per namespace like reconciles. A holder recorded on a pod
+a migration deleted. Checks coalesce per namespace like reconciles. A pod seen checks that pod
+only; a migration's change checks every gated pod of its namespace: at 50 gated pod creations a
+second, a pass over all of them per pod event cost the operator's event loop O(n²) and the webhook
+seconds of latency (bench/admission.py). A holder recorded on a pod
 that is not in the index is reconciled (``on_unknown``): if it no longer exists, that reconcile
 calls :meth:`PodGates.migration_gone`, which lets its pods go.
 """
@@ -43,7 +46,8 @@ class PodGates:
         self._on_unknown = on_unknown
         self._pods: dict[str, dict[str, WorkloadPod]] = {}
         self._gone: dict[str, set[str]] = {}  # namespace -> migrations confirmed deleted
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()  # namespaces to check whole
+        self._dirty_pods: dict[str, set[str]] = {}  # namespace -> pods to check, when not whole
         self._workers: dict[str, asyncio.Task[None]] = {}
 
     def gated(self, namespace: str) -> list[WorkloadPod]:
@@ -59,7 +63,7 @@ class PodGates:
                 del self._pods[pod.namespace]
             return
         self._pods.setdefault(pod.namespace, {})[pod.name] = pod
-        self.check(pod.namespace)
+        self.check(pod.namespace, pod=pod.name)
 
     def migration_gone(self, namespace: str, name: str) -> None:
         """A reconcile found ``name`` deleted: pods it alone held may go (unless they name it)."""
@@ -74,10 +78,14 @@ class PodGates:
 
     # --- checking --------------------------------------------------------------------------
 
-    def check(self, namespace: str) -> None:
+    def check(self, namespace: str, *, pod: str | None = None) -> None:
+        """Check ``pod`` of ``namespace`` soon, or (``None``) every gated pod of it."""
         if namespace not in self._pods:
             return
-        self._dirty.add(namespace)
+        if pod is None:
+            self._dirty.add(namespace)
+        else:
+            self._dirty_pods.setdefault(namespace, set()).add(pod)
         if namespace not in self._workers:
             task = asyncio.get_running_loop().create_task(
                 self._work(namespace), name=f"pod gates {namespace}"
@@ -86,21 +94,26 @@ class PodGates:
 
     async def _work(self, namespace: str) -> None:
         try:
-            while namespace in self._dirty:
+            while namespace in self._dirty or self._dirty_pods.get(namespace):
+                names = self._dirty_pods.pop(namespace, set())
+                whole = namespace in self._dirty
                 self._dirty.discard(namespace)
-                if not await self._check(namespace):
+                if not await self._check(namespace, None if whole else names):
                     await asyncio.sleep(RETRY_SECONDS)
                     self._dirty.add(namespace)
         finally:
             self._workers.pop(namespace, None)
 
-    async def _check(self, namespace: str) -> bool:
-        """One pass over the namespace's gated pods; ``False`` when an API call failed."""
+    async def _check(self, namespace: str, names: set[str] | None) -> bool:
+        """One pass over the namespace's gated pods (or those ``names``); ``False`` when an API
+        call failed."""
         migrations = self._index.migrations(namespace)
         gone = self._gone.get(namespace, set())
         unknown: set[str] = set()
         ok = True
-        for pod in self.gated(namespace):
+        pods = self._pods.get(namespace, {})
+        chosen = pods.values() if names is None else [pods[n] for n in names if n in pods]
+        for pod in list(chosen):
             unknown.update(n for n in pod.held_by if n not in migrations and n not in gone)
             if may_ungate(pod, migrations, held_by=pod.held_by, gone=gone):
                 ok = await self._ungate(pod) and ok
