@@ -19,7 +19,7 @@ from alembic_operator.controller.metrics import (
     port_from_env,
 )
 from alembic_operator.core.conditions import conditions_for_phase
-from alembic_operator.core.tallies import is_new_outcome, metric_label
+from alembic_operator.core.tallies import LABEL_LIMIT, is_new_outcome, metric_label
 from alembic_operator.errors import ApiUnavailable, Forbidden, JobConflict
 from alembic_operator.model.reasons import Reason
 from alembic_operator.model.status import (
@@ -127,8 +127,26 @@ def test_names_revisions_and_reasons_pass_unchanged(text: str) -> None:
 
 def test_label_values_are_bounded_and_single_line() -> None:
     value = metric_label("x" * 1000 + "\n\x00")
-    assert len(value) == 128
+    assert len(value) == LABEL_LIMIT == 253  # the longest Kubernetes name fits whole
     assert "\n" not in metric_label("a\nb")
+
+
+def test_long_names_sharing_a_prefix_keep_their_own_series() -> None:
+    """Issue 15 rule 12: two names over 128 characters sharing a prefix never merge."""
+    first, second = "shop-" + "x" * 195 + "-first", "shop-" + "x" * 195 + "-second"
+    m = Metrics()
+    for name, uid, current in ((first, "uid-1", SUCCEEDED), (second, "uid-2", FAILED)):
+        m.status_persisted(NS, name, uid=uid, previous=RUNNING, current=current, written=True)
+    found = samples(m.exposition().decode())
+    total = "alembic_operator_migrations_total"
+    assert found[(total, labels(namespace=NS, migration=first, result="succeeded"))] == 1
+    assert found[(total, labels(namespace=NS, migration=second, result="failed"))] == 1
+    m.forget(NS, first, uid="uid-1")
+    found = samples(m.exposition().decode())
+    assert not of_migration(found, first)
+    assert found[(total, labels(namespace=NS, migration=second, result="failed"))] == 1
+    info = labels(namespace=NS, migration=second, phase="Failed", revision="0008")
+    assert found[("alembic_operator_migration_info", info)] == 1
 
 
 def test_a_hostile_migration_label_is_defused_in_the_exposition() -> None:
@@ -291,10 +309,10 @@ def test_each_hold_is_observed_once_whoever_reports_the_release() -> None:
 def test_module_functions_act_on_the_active_instance() -> None:
     active = metrics_module.start(0)
     try:
-        metrics_module.deployment_held(NS, NAME, "web")
-        metrics_module.deployment_released(NS, NAME, "web", 1.0)
+        active.deployment_held(NS, NAME, "web")
+        active.deployment_released(NS, NAME, "web", 1.0)
         assert mine(active)[("alembic_operator_deployments_held", base())] == 0
-        metrics_module.forget(NS, NAME)
+        active.forget(NS, NAME)
         assert mine(active) == {}
         assert metrics_module.start(0) is not active  # a fresh registry per start
     finally:

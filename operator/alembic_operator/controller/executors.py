@@ -82,7 +82,7 @@ async def execute(
         )
         stored_version = (stored.get("metadata") or {}).get("resourceVersion")
     # Only now is the status stored: outcomes are counted from this transition, exactly once.
-    metrics.status_persisted(
+    metrics.active().status_persisted(
         ref.namespace,
         ref.name,
         uid=ref.uid,
@@ -158,7 +158,7 @@ async def _hold(api: KubeApi, action: HoldDeployment, *, namespace: str, migrati
     body = _gate_patch(action.resource_version, action.held_by, True if action.pause else None)
     await api.patch_deployment(namespace, action.name, body)
     log.info("holding Deployment %s/%s for %s", namespace, action.name, migration)
-    metrics.deployment_held(namespace, migration, action.name)
+    metrics.active().deployment_held(namespace, migration, action.name)
 
 
 async def _release(
@@ -167,7 +167,7 @@ async def _release(
     body = _gate_patch(action.resource_version, action.held_by, False if action.unpause else None)
     await api.patch_deployment(namespace, action.name, body)
     log.info("released Deployment %s/%s from %s", namespace, action.name, migration)
-    metrics.deployment_released(namespace, migration, action.name)
+    metrics.active().deployment_released(namespace, migration, action.name)
 
 
 async def _create_job(api: KubeApi, action: CreateJob, *, ref: MigrationRef) -> str:

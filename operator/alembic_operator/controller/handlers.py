@@ -140,7 +140,7 @@ async def migration_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any)
     if type == "DELETED":
         memo["api"].migration_gone(*key, uid=str(meta.uid))
         reconciler.forget(str(meta.uid), key)
-        metrics.forget(*key, uid=str(meta.uid))
+        metrics.active().forget(*key, uid=str(meta.uid))
         reconciler.migration_deleted(key)  # releases the Deployments it held
         return
     reconciler.remember(str(meta.uid), key)

@@ -36,6 +36,7 @@ from alembic_operator.controller.caches import (
     version_of,
 )
 from alembic_operator.controller.jobcache import JobCache
+from alembic_operator.core.names import event_name
 from alembic_operator.errors import (
     ApiError,
     NotFound,
@@ -369,14 +370,18 @@ class KubeApi(Transport):
     async def post_event(
         self, involved: Mapping[str, str], *, reason: str, message: str, warning: bool
     ) -> None:
-        """A core/v1 Event on ``involved`` (apiVersion, kind, namespace, name, uid)."""
+        """A core/v1 Event on ``involved`` (apiVersion, kind, namespace, name, uid).
+
+        Named ``<involved name>.<random token>`` like client-go's, the involved name cut with a
+        hash (:func:`~alembic_operator.core.names.event_name`) when the whole would pass 253.
+        """
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         namespace = involved["namespace"]
         event = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{involved['name']}.{secrets.token_hex(8)}",
+                "name": event_name(involved["name"], token=secrets.token_hex(8)),
                 "namespace": namespace,
             },
             "involvedObject": dict(involved),

@@ -15,14 +15,16 @@ Everything is derived from *persisted* status, never from what a reconcile merel
   stored status on every reconcile, so a restarted operator rebuilds them on its first pass.
 - Series of a deleted migration are removed (:meth:`Metrics.forget`, from the DELETED event).
 - Label values pass ``core.tallies.metric_label``: the redactor, then only ``[A-Za-z0-9._,-]``
-  survive, so a URL, ``user:password@`` or ``key=value`` can never appear in a label.
+  survive, so a URL, ``user:password@`` or ``key=value`` can never appear in a label. The
+  namespace and migration labels are the names whole (up to 253 characters), never a cut that
+  two migrations could share.
 
 Each :class:`Metrics` has its own :class:`~prometheus_client.CollectorRegistry` (not the global
 one): the operator's startup handler installs a fresh one (:func:`start`), so a restart in the
-same process (the tests) starts from empty counters like a new process would. Module-level
-functions act on the active instance; the rollout gate calls :func:`deployment_held` and
-:func:`deployment_released`. Reconcile and API errors are counted by the reconciler where a
-pass fails (:func:`reconcile_error`): the Kubernetes adapter stays free of metrics.
+same process (the tests) starts from empty counters like a new process would. Callers reach it
+through :func:`active` (``metrics.active().forget(...)``): the executor reports stored statuses
+and the rollout gate's holds and releases, the reconciler counts a failed pass
+(:meth:`Metrics.reconcile_error`) where it fails, so the Kubernetes adapter stays free of metrics.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ IN_PROGRESS_PHASES = frozenset({Phase.RUNNING, Phase.PLANNING})
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 Key = tuple[str, str]  # (namespace, migration)
+MIGRATION = ("namespace", "migration")  # the labels of every per-migration series
+
+
+def _labels(namespace: str, migration: str) -> tuple[str, str]:
+    """The label values of one migration's series: both names whole (see ``metric_label``)."""
+    return metric_label(namespace), metric_label(migration)
 
 
 @dataclass
@@ -93,73 +101,68 @@ class Metrics:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self.registry = CollectorRegistry(auto_describe=True)
-        migration = ("namespace", "migration")
-        r = self.registry
-        self.duration = Histogram(
-            f"{PREFIX}_migration_duration_seconds",
+        self.duration = self._histogram(
+            "migration_duration_seconds",
             "How long a migration run took (the runner's own measurement), by result.",
-            (*migration, "result"),
-            buckets=DURATION_BUCKETS,
-            registry=r,
+            (*MIGRATION, "result"),
+            DURATION_BUCKETS,
         )
-        self.total = Counter(
-            f"{PREFIX}_migrations",
+        self.total = self._counter(
+            "migrations",
             "Terminal migration outcomes, counted once per attempt.",
-            (*migration, "result"),
-            registry=r,
+            (*MIGRATION, "result"),
         )
-        self.failures = Counter(
-            f"{PREFIX}_migration_failures",
+        self.failures = self._counter(
+            "migration_failures",
             "Failed migration outcomes by failure reason, counted once per attempt.",
-            (*migration, "reason"),
-            registry=r,
+            (*MIGRATION, "reason"),
         )
-        self.in_progress = Gauge(
-            f"{PREFIX}_migration_in_progress",
+        self.in_progress = self._gauge(
+            "migration_in_progress",
             "1 while the migration's Job runs (phase Running or Planning), else 0.",
-            migration,
-            registry=r,
         )
-        self.last_success = Gauge(
-            f"{PREFIX}_migration_last_success_timestamp_seconds",
+        self.last_success = self._gauge(
+            "migration_last_success_timestamp_seconds",
             "When the migration last succeeded (Unix time, from status.lastSucceeded).",
-            migration,
-            registry=r,
         )
-        self.info = Gauge(
-            f"{PREFIX}_migration_info",
+        self.info = self._gauge(
+            "migration_info",
             "1 for the migration's current phase and revision (no series for earlier ones).",
-            (*migration, "phase", "revision"),
-            registry=r,
+            (*MIGRATION, "phase", "revision"),
         )
-        self.held = Gauge(
-            f"{PREFIX}_deployments_held",
-            "Deployments the rollout gate currently holds for the migration.",
-            migration,
-            registry=r,
+        self.held = self._gauge(
+            "deployments_held", "Deployments the rollout gate currently holds for the migration."
         )
-        self.held_seconds = Histogram(
-            f"{PREFIX}_deployment_held_seconds",
+        self.held_seconds = self._histogram(
+            "deployment_held_seconds",
             "How long a Deployment was held by the rollout gate before it was released.",
-            migration,
-            buckets=HELD_BUCKETS,
-            registry=r,
+            MIGRATION,
+            HELD_BUCKETS,
         )
-        self.reconcile_errors = Counter(
-            f"{PREFIX}_reconcile_errors",
+        self.reconcile_errors = self._counter(
+            "reconcile_errors",
             "Reconcile passes that failed, by error type (retried with backoff).",
             ("error",),
-            registry=r,
         )
-        self.api_errors = Counter(
-            f"{PREFIX}_api_errors",
+        self.api_errors = self._counter(
+            "api_errors",
             "Kubernetes API errors that failed a reconcile pass, by HTTP status code.",
             ("code",),
-            registry=r,
         )
         self._series: dict[Key, _Series] = {}
         self._forgotten: set[str] = set()
         self._server: Any = None
+
+    def _counter(self, name: str, doc: str, labels: tuple[str, ...]) -> Counter:
+        return Counter(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str, labels: tuple[str, ...] = MIGRATION) -> Gauge:
+        return Gauge(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]
+    ) -> Histogram:
+        return Histogram(f"{PREFIX}_{name}", doc, labels, buckets=buckets, registry=self.registry)
 
     # --- migrations ----------------------------------------------------------------------------
 
@@ -188,7 +191,7 @@ class Metrics:
         self, namespace: str, migration: str, uid: str | None, status: MigrationStatus
     ) -> None:
         series = self._entry(namespace, migration, uid)
-        labels = (metric_label(namespace), metric_label(migration))
+        labels = _labels(namespace, migration)
         result = RESULT_SUCCEEDED if status.phase is Phase.SUCCEEDED else RESULT_FAILED
         self.total.labels(*labels, result).inc()
         if status.duration_seconds is not None and status.duration_seconds >= 0:
@@ -206,7 +209,7 @@ class Metrics:
         if uid is not None and uid in self._forgotten:
             return
         series = self._entry(namespace, migration, uid)
-        labels = (metric_label(namespace), metric_label(migration))
+        labels = _labels(namespace, migration)
         if not series.initialised:
             series.initialised = True
             for result in RESULTS:  # so increase() sees the first outcome too
@@ -235,7 +238,7 @@ class Metrics:
         series = self._series.pop((namespace, migration), None)
         if series is None:
             return
-        labels = (metric_label(namespace), metric_label(migration))
+        labels = _labels(namespace, migration)
         for result in RESULTS:
             self.total.remove(*labels, result)
         for result in series.durations:
@@ -275,14 +278,10 @@ class Metrics:
         series = self._entry(namespace, migration, None)
         series.held.setdefault(deployment, self._clock())
         series.gated = True
-        self.held.labels(metric_label(namespace), metric_label(migration)).set(len(series.held))
+        self.held.labels(*_labels(namespace, migration)).set(len(series.held))
 
     def deployment_released(
-        self,
-        namespace: str,
-        migration: str,
-        deployment: str,
-        held_seconds: float | None = None,
+        self, namespace: str, migration: str, deployment: str, held_seconds: float | None = None
     ) -> None:
         """The gate released ``deployment`` (after ``held_seconds``, default: since it was held).
 
@@ -292,9 +291,7 @@ class Metrics:
         series = self._series.get((namespace, migration))
         if series is None or deployment not in series.held:
             return
-        self._release(
-            series, (metric_label(namespace), metric_label(migration)), deployment, held_seconds
-        )
+        self._release(series, _labels(namespace, migration), deployment, held_seconds)
 
     def _release(
         self, series: _Series, labels: tuple[str, str], deployment: str, seconds: float | None
@@ -395,35 +392,3 @@ def start(port: int) -> Metrics:
 
 def stop() -> None:
     _active.close()
-
-
-def status_persisted(
-    namespace: str,
-    migration: str,
-    *,
-    uid: str | None,
-    previous: MigrationStatus,
-    current: MigrationStatus,
-    written: bool,
-) -> None:
-    _active.status_persisted(
-        namespace, migration, uid=uid, previous=previous, current=current, written=written
-    )
-
-
-def forget(namespace: str, migration: str, *, uid: str | None = None) -> None:
-    _active.forget(namespace, migration, uid=uid)
-
-
-def deployment_held(namespace: str, migration: str, deployment: str) -> None:
-    _active.deployment_held(namespace, migration, deployment)
-
-
-def deployment_released(
-    namespace: str, migration: str, deployment: str, held_seconds: float | None = None
-) -> None:
-    _active.deployment_released(namespace, migration, deployment, held_seconds)
-
-
-def reconcile_error(exc: BaseException) -> None:
-    _active.reconcile_error(exc)

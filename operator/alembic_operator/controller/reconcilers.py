@@ -192,13 +192,13 @@ class Reconciler:
                 try:
                     delay = await self.reconcile(*key)
                 except OperatorError as exc:
-                    metrics.reconcile_error(exc)
+                    metrics.active().reconcile_error(exc)
                     failures = self._errors.get(key, 0)
                     self._errors[key] = failures + 1
                     delay = ERROR_BACKOFF_SECONDS[min(failures, len(ERROR_BACKOFF_SECONDS) - 1)]
                     log.warning("reconciling %s/%s failed (retry in %gs): %s", *key, delay, exc)
                 except Exception as exc:
-                    metrics.reconcile_error(exc)
+                    metrics.active().reconcile_error(exc)
                     log.exception("reconciling %s/%s failed unexpectedly", *key)
                     delay = ERROR_BACKOFF_SECONDS[-1]
                 else:

@@ -15,7 +15,6 @@ therefore deletes succeeded Jobs itself once the TTL has passed (:func:`succeede
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from alembic_operator.core.invocation import (
     runner_args,
     runner_env,
 )
+from alembic_operator.core.names import HASH_LENGTH, digest
 from alembic_operator.model.migrations import Migration, MigrationRef
 from alembic_operator.model.reasons import PERMANENT_EXIT_CODES, RETRYABLE_EXIT_CODES
 from alembic_operator.model.spec import (
@@ -40,7 +40,6 @@ from alembic_operator.model.spec import (
 from alembic_operator.model.status import PlanStatus
 
 MAX_NAME = 63
-HASH_LENGTH = 10
 MIGRATE_CONTAINER = "migrate"
 INIT_CONTAINER = "write-runner"
 RUNNER_DIR = "/alembic-operator"
@@ -61,11 +60,6 @@ _NOT_IN_LABEL = re.compile(r"[^a-z0-9-]+")
 _NOT_IN_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _digest(*parts: object) -> str:
-    text = "\x00".join(str(p) for p in parts)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
-
-
 def job_name(
     migration_name: str,
     *,
@@ -82,8 +76,8 @@ def job_name(
     differ in their hash.
     """
     marker = "-plan" if mode is RunMode.PLAN else ""
-    digest = _digest(uid, generation, attempt, *([mode.value] if marker else []))
-    suffix = f"{marker}-{digest}"
+    hashed = digest(uid, generation, attempt, *([mode.value] if marker else []))
+    suffix = f"{marker}-{hashed}"
     stem = _NOT_IN_LABEL.sub("-", migration_name.lower())[: MAX_NAME - len(suffix)].strip("-")
     return f"{stem or 'migration'}{suffix}"
 
@@ -92,9 +86,9 @@ def label_value(text: str) -> str:
     """``text`` as a label value (<= 63 characters); longer ones get a hash to stay distinct."""
     if len(text) <= MAX_NAME and re.fullmatch(r"([A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)?", text):
         return text
-    digest = _digest(text)
+    hashed = digest(text)
     stem = _NOT_IN_LABEL_VALUE.sub("-", text)[: MAX_NAME - HASH_LENGTH - 1].strip("-._")
-    return f"{stem}-{digest}" if stem else digest
+    return f"{stem}-{hashed}" if stem else hashed
 
 
 def job_labels(ref: MigrationRef, *, attempt: int, mode: RunMode = RunMode.APPLY) -> dict[str, str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alembic_operator.core.jobs import label_value, owner_reference
+from alembic_operator.core.names import plan_config_map_name
 from alembic_operator.model.migrations import Migration
 from alembic_operator.model.results import RunnerResult
 from alembic_operator.model.spec import GROUP
@@ -85,7 +86,7 @@ def render_plan(migration: Migration, result: RunnerResult, *, output: str) -> R
     }
     data.update(_sql_keys(sql, expected_bytes=plan.sql_bytes if plan else 0))
     ref = migration.ref
-    name = f"{ref.name[:40].rstrip('-.')}-plan-{digest[:10]}"
+    name = plan_config_map_name(ref, digest)
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -2,8 +2,8 @@
 
 :func:`is_new_outcome` decides whether writing a status records a terminal outcome that was not
 stored before (the "exactly once" of the outcome counters); :func:`metric_label` makes any text
-safe as a label value (redacted, restricted characters). Must not: import prometheus_client,
-do I/O or read the clock.
+safe as a label value (redacted, restricted characters, bounded without merging two values).
+Must not: import prometheus_client, do I/O or read the clock.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from alembic_operator.core.conditions import find_condition
+from alembic_operator.core.names import HASH_LENGTH, MAX_SUBDOMAIN, digest
 from alembic_operator.model.status import ConditionStatus, ConditionType, MigrationStatus, Phase
 from alembic_operator.redaction import Redactor
 
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
-LABEL_LIMIT = 128
+# Every Kubernetes name (a DNS subdomain, <= 253) fits whole: the namespace and migration labels
+# are the names themselves, so two migrations never share a series. Prometheus has no limit of
+# its own; this one only bounds odd texts (a revision list, an error), and those keep a hash.
+LABEL_LIMIT = MAX_SUBDOMAIN
 _UNSAFE = re.compile(r"[^A-Za-z0-9._,\-]")
 _REDACTOR = Redactor()
 
@@ -27,9 +31,15 @@ def metric_label(text: object) -> str:
 
     Kubernetes names, phases, reasons and Alembic revision ids pass unchanged; anything with
     ``://``, ``@``, ``:``, ``=``, spaces or quotes is defused (those characters become ``_``).
+    A value over :data:`LABEL_LIMIT` keeps a prefix and a hash of the whole redacted text
+    (:func:`~alembic_operator.core.names.bounded`): it cannot merge with another value sharing
+    the prefix, and the hash is of text that holds no credential any more.
     """
-    cleaned = _UNSAFE.sub("_", _REDACTOR.redact(str(text)))
-    return cleaned[:LABEL_LIMIT]
+    redacted = _REDACTOR.redact(str(text))
+    cleaned = _UNSAFE.sub("_", redacted)
+    if len(cleaned) <= LABEL_LIMIT:
+        return cleaned
+    return f"{cleaned[: LABEL_LIMIT - HASH_LENGTH - 1]}-{digest(redacted)}"
 
 
 def outcome_key(status: MigrationStatus) -> tuple[Any, ...] | None:
