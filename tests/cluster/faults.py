@@ -82,7 +82,9 @@ class Fault:
     ``status``/``reason``/``message`` make the answer (a ``metav1.Status``); ``after_write``
     forwards the request first (the write happens, its answer is lost); ``delay`` waits before
     answering; ``drop_watch_after`` (watches only) forwards the watch and cuts the stream after
-    that many events instead of answering an error.
+    that many events instead of answering an error. ``until`` parks the request until the test
+    sets that event, and ``forward`` then forwards it unchanged instead of failing it: a request
+    held in flight while the test changes the cluster under it (a write based on a stale read).
     """
 
     verb: str | None = None
@@ -95,6 +97,8 @@ class Fault:
     after_write: bool = False
     delay: float = 0.0
     drop_watch_after: int | None = None
+    until: asyncio.Event | None = None
+    forward: bool = False
     times: int | None = 1
     hits: int = 0
 
@@ -223,6 +227,10 @@ class FaultProxy:
         fault = self._fault_for(verb, path)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault is not None and fault.until is not None:
+            await fault.until.wait()
+        if fault is not None and fault.forward:
+            fault = None  # only held up: forwarded and answered as usual
         if fault is not None and not fault.after_write and fault.drop_watch_after is None:
             self._record(request, verb, path, fault.status, injected=True)
             return fault.response()

@@ -131,6 +131,8 @@ def parse_deployment(raw: Mapping[str, Any]) -> ObservedDeployment:
     meta = raw.get("metadata") or {}
     spec = raw.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or {}
+    annotations = meta.get("annotations")
+    held_by = (annotations or {}).get(HELD_BY_ANNOTATION)
     return ObservedDeployment(
         name=str(meta.get("name")),
         uid=str(meta.get("uid") or ""),
@@ -138,8 +140,10 @@ def parse_deployment(raw: Mapping[str, Any]) -> ObservedDeployment:
         generation=int(meta.get("generation") or 0),
         labels=dict(meta.get("labels") or {}),
         paused=bool(spec.get("paused")),
-        held_by=parse_held_by((meta.get("annotations") or {}).get(HELD_BY_ANNOTATION)),
+        held_by=parse_held_by(held_by),
         images=tuple(str(c.get("image")) for c in pod.get("containers") or () if c.get("image")),
+        held_by_value=held_by if isinstance(held_by, str) else None,
+        has_annotations=annotations is not None,
     )
 
 
