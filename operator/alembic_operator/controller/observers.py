@@ -4,7 +4,8 @@ Raw Job and Pod objects stop here and become :mod:`alembic_operator.model.observ
 Jobs and their pods come from the watch-fed :class:`~alembic_operator.controller.caches.JobCache`
 (``api.jobs``) when it can prove them current, from a GET and a LIST otherwise; a Job missing
 there is looked up with a GET, so only the API ever reports a Job absent. Pod logs are always
-read from the API. Reads only: this module never writes to the API.
+read from the API; a plan pod's log that cannot be read is observed as such (``output_error``:
+the core reports and retries it). Reads only: this module never writes to the API.
 """
 
 from __future__ import annotations
@@ -81,9 +82,13 @@ async def _with_plan_output(api: KubeApi, namespace: str, job: ObservedJob) -> O
     if job.mode != "plan" or not done:
         return job
     newest = done[-1]
-    output = await api.read_pod_log(
-        namespace, newest.name, container=MIGRATE_CONTAINER, limit_bytes=PLAN_LOG_READ_BYTES
-    )
+    try:
+        output = await api.read_pod_log(
+            namespace, newest.name, container=MIGRATE_CONTAINER, limit_bytes=PLAN_LOG_READ_BYTES
+        )
+    except OperatorError as exc:  # the core says so in status and retries (LogsUnreadable)
+        unreadable = replace(newest, output_error=str(exc))
+        return replace(job, pods=tuple(unreadable if p is newest else p for p in job.pods))
     pods = tuple(replace(p, output=output) if p is newest else p for p in job.pods)
     return replace(job, pods=pods)
 

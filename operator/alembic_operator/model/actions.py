@@ -38,6 +38,8 @@ class EventReason(enum.StrEnum):
     APPROVAL_MISMATCH = "ApprovalMismatch"
     DRY_RUN_PLANNED = "DryRunPlanned"
     PLAN_OUTDATED = "PlanOutdated"
+    # A finished plan pod's log (its SQL) cannot be read: retried for a while, then Failed.
+    LOGS_UNREADABLE = "LogsUnreadable"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class ObservedPod:
     image_id: str | None = None  # the migrate container's imageID (a digest where one is known)
     log_tail: str | None = None  # read only for a failed migrate container
     output: str | None = None  # the whole log of a finished plan pod (its SQL)
+    output_error: str | None = None  # why that log could not be read (then output is None)
 
 
 @dataclass(frozen=True)
