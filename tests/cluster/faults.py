@@ -87,6 +87,9 @@ class Fault:
     answering; ``drop_watch_after`` (watches only) forwards the watch and cuts the stream after
     that many events instead of answering an error; ``hide_events`` (watches only) keeps every
     stream open and drops each event of that type (``times`` counts the events dropped).
+    ``until`` parks the request until the test sets that event, and ``forward`` then forwards it
+    unchanged instead of failing it: a request held in flight while the test changes the cluster
+    under it (a write based on a stale read).
     """
 
     verb: str | None = None
@@ -100,6 +103,8 @@ class Fault:
     delay: float = 0.0
     drop_watch_after: int | None = None
     hide_events: str | None = None
+    until: asyncio.Event | None = None
+    forward: bool = False
     times: int | None = 1
     hits: int = 0
 
@@ -243,6 +248,10 @@ class FaultProxy:
         fault = self._fault_for(verb, path)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault is not None and fault.until is not None:
+            await fault.until.wait()
+        if fault is not None and fault.forward:
+            fault = None  # only held up: forwarded and answered as usual
         if fault is not None and not fault.after_write and fault.drop_watch_after is None:
             self._record(request, verb, path, fault.status, injected=True)
             return fault.response()

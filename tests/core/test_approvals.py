@@ -337,3 +337,68 @@ def test_an_image_that_differs_from_the_approved_plan_fails() -> None:
     assert not [a for a in decision.actions if isinstance(a, CreateJob)]
     again = run(with_status(m, decision.status), now=at(13))
     assert not [a for a in again.actions if isinstance(a, CreateJob)]  # permanent
+
+
+# --- a plan pod whose log cannot be read (issue 15, rule 19) --------------------------------------
+
+UNREADABLE = "read the log of pod ns/p: 500 InternalError: connection refused"
+
+
+def unreadable(**spec: object):  # type: ignore[no-untyped-def]  # a plan Job whose log is unread
+    m, plan_job, _ = planning(**spec)
+    [plan_pod] = plan_job.pods
+    assert plan_pod.terminated is not None
+    ended = replace(plan_pod.terminated, finished_at=at(10))
+    lost = replace(plan_pod, output=None, output_error=UNREADABLE, terminated=ended)
+    return m, replace(plan_job, pods=(lost,))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "retry"),
+    [
+        pytest.param(10, 1.0, id="at-once-1s"),
+        pytest.param(10 + 40, 10.0, id="after-40s-10s"),
+        pytest.param(10 + 299, 30.0, id="just-before-the-deadline-30s"),
+    ],
+)
+def test_an_unreadable_plan_log_is_reported_and_retried(seconds: float, retry: float) -> None:
+    m, plan_job = unreadable()
+    decision = run(m, seen(plan_job), now=at(seconds))
+    assert decision.status.phase is Phase.PLANNING
+    assert decision.status.plan is None
+    ready = next(c for c in decision.status.conditions if c.type.value == "Ready")
+    assert ready.reason is Reason.LOGS_UNREADABLE
+    assert UNREADABLE in (decision.status.message or "")
+    assert "retrying for up to 300s" in (decision.status.message or "")
+    assert [(e.reason, e.warning) for e in decision.events] == [(EventReason.LOGS_UNREADABLE, True)]
+    assert not any(isinstance(a, CreateConfigMap) for a in decision.actions)
+    assert decision.requeue_after == retry
+    # The next look finds the same: no status patch, no second Event.
+    again = run(with_status(m, decision.status), seen(plan_job), now=at(seconds))
+    assert again.status == decision.status and again.actions == ()
+    assert again.requeue_after == retry
+
+
+def test_an_unreadable_plan_log_fails_after_the_deadline() -> None:
+    m, plan_job = unreadable()
+    waiting = run(m, seen(plan_job), now=at(11))
+    decision = run(with_status(m, waiting.status), seen(plan_job), now=at(10 + 300))
+    assert decision.status.phase is Phase.FAILED
+    ready = next(c for c in decision.status.conditions if c.type.value == "Ready")
+    assert ready.reason is Reason.LOGS_UNREADABLE
+    assert "gave up after 300s" in (decision.status.message or "")
+    assert "alembic-operator.dev/retry" in (decision.status.message or "")
+    assert [(e.reason, e.warning) for e in decision.events] == [
+        (EventReason.MIGRATION_FAILED, True)
+    ]
+    assert decision.events[0].message.startswith("LogsUnreadable: ")
+    assert decision.requeue_after is None
+
+
+def test_a_plan_log_readable_again_is_recorded() -> None:
+    m, plan_job, _ = planning()
+    _, lost = unreadable()
+    waiting = run(m, seen(lost), now=at(11))
+    decision = run(with_status(m, waiting.status), seen(plan_job), now=at(20))
+    assert decision.status.phase is Phase.AWAITING_APPROVAL
+    assert [e.reason for e in decision.events] == [EventReason.APPROVAL_PENDING]

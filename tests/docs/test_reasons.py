@@ -64,6 +64,8 @@ QUOTED = [
     ("the Job retries (backoffLimit", "core/decisions.py"),
     ("without a runner result", "core/outcomes.py"),
     ("spec.suspend is true: no new migration Job is started", "core/launches.py"),
+    ("(the plan's SQL) cannot be read", "core/approvals.py"),
+    ("retrying for up to", "core/approvals.py"),
     ("database left at", "runner/main.py"),
     ("Alembic finished but the database is at", "runner/main.py"),
     ("database.urlSecretRef is immutable", CRD),

@@ -283,7 +283,7 @@ def kinds(decision: Decision) -> list[tuple[str, str]]:
 
 def test_holds_a_gated_deployment_while_the_migration_runs() -> None:
     decision = gate(gated(Phase.RUNNING), dep())
-    assert decision.holds == (HoldDeployment("web", "7", (NAME,)),)
+    assert decision.holds == (HoldDeployment(dep(), (NAME,)),)
     # Announced on the Deployment only: the migration's status.gate already names it.
     assert kinds(decision)[1:] == [("RolloutHeld", "web")]
     assert not any(e.warning for e in decision.events)
@@ -327,8 +327,9 @@ def test_failure_warns_once_for_deployments_already_held() -> None:
 
 
 def test_repauses_a_deployment_it_holds_that_someone_resumed() -> None:
-    decision = gate(gated(Phase.RUNNING, held=("web",)), dep(held_by=(NAME,)))
-    assert decision.holds == (HoldDeployment("web", "7", (NAME,)),)
+    seen = dep(held_by=(NAME,))
+    decision = gate(gated(Phase.RUNNING, held=("web",)), seen)
+    assert decision.holds == (HoldDeployment(seen, (NAME,)),)
 
 
 def test_a_person_paused_deployment_is_left_alone() -> None:
@@ -349,8 +350,9 @@ def test_a_person_paused_deployment_is_left_alone() -> None:
 def test_release_after_success(
     held_by: tuple[str, ...], remaining: tuple[str, ...], unpause: bool
 ) -> None:
-    decision = gate(gated(held=("web",)), dep(paused=True, held_by=held_by))
-    assert decision.releases == (ReleaseDeployment("web", "7", remaining, unpause=unpause),)
+    seen = dep(paused=True, held_by=held_by)
+    decision = gate(gated(held=("web",)), seen)
+    assert decision.releases == (ReleaseDeployment(seen, remaining, unpause=unpause),)
     assert [(e.reason, e.deployment) for e in decision.events] == [
         (EventReason.ROLLOUT_RELEASED, DeploymentRef("web", "uid-web")),
     ]
@@ -358,18 +360,21 @@ def test_release_after_success(
 
 
 def test_adds_itself_to_another_migrations_hold() -> None:
-    decision = gate(gated(Phase.RUNNING), dep(paused=True, held_by=("billing",)))
-    assert decision.holds == (HoldDeployment("web", "7", ("billing", NAME)),)
+    seen = dep(paused=True, held_by=("billing",))
+    decision = gate(gated(Phase.RUNNING), seen)
+    assert decision.holds == (HoldDeployment(seen, ("billing", NAME)),)
 
 
 def test_releases_what_is_no_longer_gated_and_mode_none_holds_nothing() -> None:
     # "api" was held, then removed from spec.gate.deployments.
-    decision = gate(gated(Phase.RUNNING, held=("api",)), dep("api", paused=True, held_by=(NAME,)))
-    assert decision.releases == (ReleaseDeployment("api", "7", ()),)
+    api = dep("api", paused=True, held_by=(NAME,))
+    decision = gate(gated(Phase.RUNNING, held=("api",)), api)
+    assert decision.releases == (ReleaseDeployment(api, ()),)
     assert "no longer gates it" in decision.events[-1].message
     none_mode = gated(Phase.RUNNING, gate={"mode": "none", "deployments": ["web"]}, held=("web",))
-    decision = gate(none_mode, dep(paused=True, held_by=(NAME,)))
-    assert decision.releases == (ReleaseDeployment("web", "7", ()),)
+    web = dep(paused=True, held_by=(NAME,))
+    decision = gate(none_mode, web)
+    assert decision.releases == (ReleaseDeployment(web, ()),)
     condition = find_condition(decision.status.conditions, ConditionType.DEPLOYMENTS_HELD)
     assert condition is not None
     assert condition.message.startswith("gate.mode is none")
@@ -397,18 +402,12 @@ def test_the_condition_names_the_most_pressing_reason() -> None:
 
 
 def test_release_deleted() -> None:
-    actions = release_deleted(
-        NAME,
-        (
-            dep("web", paused=True, held_by=(NAME,)),
-            dep("both", paused=True, held_by=(NAME, "billing")),
-            dep("mine", paused=True),
-            dep("free"),
-        ),
-    )
+    web = dep("web", paused=True, held_by=(NAME,))
+    both = dep("both", paused=True, held_by=(NAME, "billing"))
+    actions = release_deleted(NAME, (web, both, dep("mine", paused=True), dep("free")))
     assert [a for a in actions if isinstance(a, ReleaseDeployment)] == [
-        ReleaseDeployment("both", "7", ("billing",), unpause=False),
-        ReleaseDeployment("web", "7", ()),
+        ReleaseDeployment(both, ("billing",), unpause=False),
+        ReleaseDeployment(web, ()),
     ]
     assert all(a.deployment is not None for a in actions if isinstance(a, PostEvent))
 

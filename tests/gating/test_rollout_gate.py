@@ -120,8 +120,8 @@ async def test_deployment_first_is_held_by_the_operator_reacting_to_it(
     assert condition is not None
     assert "2.0" in condition["message"]
     # Real controllers: the Deployment controller acts on the template change at once (its 2.0
-    # ReplicaSet exists 30-70 ms later) while the operator's pause lands 0.1-0.5 s later (its
-    # resourceVersion-guarded PATCH meets 409s from the controller's own writes), so part or all
+    # ReplicaSet exists 30-70 ms later) while the operator's pause lands later (a watch event,
+    # a reconcile and a PATCH after the change), so part or all
     # of the rollout may have happened already; only the admission webhook prevents that (see
     # test_webhook.py). Once the controller has seen the pause, the new version grows no more.
     await controller_saw(cluster, "web")

@@ -148,3 +148,38 @@ async def test_database_moved_after_approval_renders_a_new_plan(
     assert second["plan"]["fromRevision"] == "0003_orders"
     assert pg_database.versions() == {"0003_orders"}  # the outdated plan changed nothing
     assert "PlanOutdated" in await reasons_in_order(cluster, "shop")
+
+
+async def test_an_unreadable_plan_log_is_reported_and_read_again(
+    cluster: Cluster, pg_database: Database
+) -> None:
+    """Issue 15, rule 19: the plan pod's log (its SQL) cannot be read for a while."""
+    refused = cluster.proxy.inject_fault(
+        verb="get",
+        plural="pods",
+        subresource="log",
+        status=500,
+        message="Get https://127.0.0.1:10250/containerLogs: dial tcp: connect: connection refused",
+        times=None,
+    )
+    await cluster.create_secret("shop-db", pg_database.url)
+    await cluster.create(migration("shop", approval={"required": True}))
+
+    async def reported() -> dict[str, Any] | None:
+        status = await cluster.status("shop")
+        ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+        return status if ready.get("reason") == "LogsUnreadable" else None
+
+    status = await wait_for(reported, within=60, what="LogsUnreadable in shop's status")
+    assert status["phase"] == "Planning" and "plan" not in status
+    assert "connection refused" in status["message"] and "retrying" in status["message"]
+    warnings = [e for e in await cluster.events("shop") if e["reason"] == "LogsUnreadable"]
+    assert [e["type"] for e in warnings] == ["Warning"]
+
+    refused.times = refused.hits  # the log server answers again
+    await awaiting(cluster, "shop")
+    assert await reasons_in_order(cluster, "shop") == [
+        "PlanStarted",
+        "LogsUnreadable",
+        "ApprovalPending",
+    ]

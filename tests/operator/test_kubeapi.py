@@ -105,6 +105,28 @@ async def test_errors_are_translated(server: Server, answer: web.Response, error
         await api.close()
 
 
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        pytest.param(status(422, "Invalid"), Conflict, id="failed-test-op-422-conflict"),
+        pytest.param(status(409, "Conflict"), Conflict, id="409-conflict"),
+        pytest.param(status(404, "NotFound"), NotFound, id="404-not-found"),
+    ],
+)
+async def test_a_deployment_patch_whose_test_fails_is_a_conflict(
+    server: Server, answer: web.Response, error: type
+) -> None:
+    """The apiserver answers a JSON patch whose ``test`` failed with 422 Invalid."""
+    server.answer = lambda _r: answer
+    api = KubeApi(creds(server.url))
+    try:
+        with pytest.raises(error) as raised:
+            await api.patch_deployment("ns", "d", [{"op": "test", "path": "/a", "value": 1}])
+        assert type(raised.value) is error
+    finally:
+        await api.close()
+
+
 async def test_not_found_reads_are_none(server: Server) -> None:
     server.answer = lambda _r: status(404, "NotFound")
     api = KubeApi(creds(server.url))
@@ -132,7 +154,9 @@ async def test_paths_verbs_and_content_types(server: Server) -> None:
     api = KubeApi(creds(server.url))
     try:
         await api.patch_migration_status("ns", "m", status={"phase": "x"}, resource_version="6")
-        await api.patch_deployment("ns", "d", {"metadata": {"resourceVersion": "3"}})
+        await api.patch_deployment(
+            "ns", "d", [{"op": "test", "path": "/spec/paused", "value": True}]
+        )
         await api.list_job_pods("ns", "j")
         await api.delete_job("ns", "j")
         await api.create_job("ns", {"metadata": {"name": "j"}})
@@ -151,8 +175,11 @@ async def test_paths_verbs_and_content_types(server: Server) -> None:
     assert deployment_patch[:3] == (
         "PATCH",
         "/apis/apps/v1/namespaces/ns/deployments/d",
-        "application/merge-patch+json",
+        "application/json-patch+json",
     )
+    assert json.loads(deployment_patch[4]) == [
+        {"op": "test", "path": "/spec/paused", "value": True}
+    ]
     assert pods[:2] == ("GET", "/api/v1/namespaces/ns/pods?labelSelector=job-name%3Dj")
     assert delete[:2] == (
         "DELETE",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from alembic_operator.controller.jobcache import JobCache
 from alembic_operator.core.names import event_name
 from alembic_operator.errors import (
     ApiError,
+    Conflict,
     NotFound,
 )
 from alembic_operator.model.spec import GROUP, KIND, VERSION
@@ -54,6 +55,7 @@ from alembic_operator.controller.transport import (
 
 PLURAL = "databasemigrations"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 EVENT_MESSAGE_LIMIT = 1024
 COMPONENT = "alembic-operator"
@@ -302,20 +304,32 @@ class KubeApi(Transport):
         return [dict(item) for item in listed.get("items") or ()]
 
     async def patch_deployment(
-        self, namespace: str, name: str, body: Mapping[str, Any]
+        self, namespace: str, name: str, operations: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
-        """JSON merge-patch (RFC 7386); a ``metadata.resourceVersion`` in it guards (409)."""
-        return dict(
-            await self._call(
-                "patch",
-                DEPLOYMENTS,
-                namespace,
-                name,
-                body=body,
-                content_type=MERGE_PATCH,
-                what=f"patch Deployment {namespace}/{name}",
+        """JSON patch (RFC 6902); a failed ``test`` operation raises :class:`Conflict`.
+
+        The apiserver answers a patch it cannot apply (a ``test`` that found another value) with
+        422 Invalid and no detail: the holds and releases that send these test what they were
+        decided on, so for them a 422 means "changed meanwhile", like a stale resourceVersion.
+        """
+        try:
+            return dict(
+                await self._call(
+                    "patch",
+                    DEPLOYMENTS,
+                    namespace,
+                    name,
+                    body=operations,
+                    content_type=JSON_PATCH,
+                    what=f"patch Deployment {namespace}/{name}",
+                )
             )
-        )
+        except ApiError as exc:
+            if exc.status == 422:
+                raise Conflict(
+                    f"{exc} (changed meanwhile)", status=422, reason=exc.reason
+                ) from None
+            raise
 
     # --- pods of gated workloads (the pod gate) ---------------------------------------------
 

@@ -4,8 +4,9 @@ Raw Job and Pod objects stop here and become :mod:`alembic_operator.model.observ
 Jobs and their pods come from the watch-fed :class:`~alembic_operator.controller.jobcache.JobCache`
 (``api.jobs``) when it can prove them current, from a GET and a LIST otherwise; a Job missing
 there is looked up with a GET, so only the API ever reports a Job absent. A terminated pod's
-log is read from the API once (its uid keys ``api.logs``). Reads only: this module never writes
-to the API.
+log is read from the API once (its uid keys ``api.logs``); a plan pod's log that cannot be read
+is observed as such (``output_error``: the core reports and retries it). Reads only: this module
+never writes to the API.
 """
 
 from __future__ import annotations
@@ -82,13 +83,17 @@ async def _with_plan_output(api: KubeApi, namespace: str, job: ObservedJob) -> O
     if job.mode != "plan" or not done:
         return job
     newest = done[-1]
-    output = await api.read_pod_log(
-        namespace,
-        newest.name,
-        container=MIGRATE_CONTAINER,
-        limit_bytes=PLAN_LOG_READ_BYTES,
-        terminated_uid=newest.uid,
-    )
+    try:
+        output = await api.read_pod_log(
+            namespace,
+            newest.name,
+            container=MIGRATE_CONTAINER,
+            limit_bytes=PLAN_LOG_READ_BYTES,
+            terminated_uid=newest.uid,
+        )
+    except OperatorError as exc:  # the core says so in status and retries (LogsUnreadable)
+        unreadable = replace(newest, output_error=str(exc))
+        return replace(job, pods=tuple(unreadable if p is newest else p for p in job.pods))
     pods = tuple(replace(p, output=output) if p is newest else p for p in job.pods)
     return replace(job, pods=pods)
 
@@ -136,6 +141,8 @@ def parse_deployment(raw: Mapping[str, Any]) -> ObservedDeployment:
     meta = raw.get("metadata") or {}
     spec = raw.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or {}
+    annotations = meta.get("annotations")
+    held_by = (annotations or {}).get(HELD_BY_ANNOTATION)
     return ObservedDeployment(
         name=str(meta.get("name")),
         uid=str(meta.get("uid") or ""),
@@ -143,8 +150,10 @@ def parse_deployment(raw: Mapping[str, Any]) -> ObservedDeployment:
         generation=int(meta.get("generation") or 0),
         labels=dict(meta.get("labels") or {}),
         paused=bool(spec.get("paused")),
-        held_by=parse_held_by((meta.get("annotations") or {}).get(HELD_BY_ANNOTATION)),
+        held_by=parse_held_by(held_by),
         images=tuple(str(c.get("image")) for c in pod.get("containers") or () if c.get("image")),
+        held_by_value=held_by if isinstance(held_by, str) else None,
+        has_annotations=annotations is not None,
     )
 
 

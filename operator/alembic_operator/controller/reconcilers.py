@@ -225,7 +225,7 @@ class Reconciler:
             self.remember(ref.uid, (namespace, name))
             decision, migration, previous = await self._decide(body, ref)
             try:
-                written, _stored = await execute(
+                done = await execute(
                     self._api,
                     decision,
                     ref=ref,
@@ -235,9 +235,16 @@ class Reconciler:
             except Conflict:
                 log.debug("status of %s/%s changed meanwhile: reconciling again", namespace, name)
                 continue
-            if migration is not None and written is not None:
+            if migration is not None and done.version is not None:
                 # api.migrations holds the status just written (the webhook reads it at once).
                 self.pods.check(namespace)  # pods may start once the status allows them
+            if isinstance(done.failure, Conflict):
+                log.debug(
+                    "a Deployment of %s/%s changed meanwhile: reconciling again", namespace, name
+                )
+                continue
+            if done.failure is not None:
+                raise done.failure
             return decision.requeue_after
         raise Conflict(f"{namespace}/{name}: status kept changing during {CONFLICT_RETRIES} tries")
 

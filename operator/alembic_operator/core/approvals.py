@@ -1,6 +1,9 @@
 """Plans and approval in the decision: record a plan, wait for approval, replan when outdated.
 
-Called by :func:`alembic_operator.core.decisions.decide` (which starts the Jobs); pure.
+Called by :func:`alembic_operator.core.decisions.decide` (which starts the Jobs); pure. A plan
+whose pod's log (its SQL) cannot be read is not recorded: the migration stays ``Planning`` with
+the reason ``LogsUnreadable`` and looks again with backoff, then fails once
+:data:`LOG_READ_DEADLINE_SECONDS` have passed since the plan pod ended.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from alembic_operator.core.conditions import find_condition
+from alembic_operator.core.launches import RETRY_ANNOTATION
 from alembic_operator.core.outcomes import Outcome
 from alembic_operator.core.plans import APPROVE_ANNOTATION, Approval, render_plan
 from alembic_operator.core.transitions import finished, with_phase
@@ -19,8 +24,14 @@ from alembic_operator.model.actions import (
     PostEvent,
 )
 from alembic_operator.model.migrations import Migration
+from alembic_operator.model.observations import ObservedJob
 from alembic_operator.model.reasons import Reason
-from alembic_operator.model.status import Phase, PlanStatus
+from alembic_operator.model.status import ConditionType, Phase, PlanStatus
+
+# How long a finished plan pod's unreadable log is retried (its node may be back by then), and
+# the bounds of the backoff in between: a quarter of the time waited so far, 1 s to 30 s.
+LOG_READ_DEADLINE_SECONDS = 300.0
+LOG_READ_RETRY_SECONDS = (1.0, 30.0)
 
 
 def has_changes(outcome: Outcome) -> bool:
@@ -29,8 +40,12 @@ def has_changes(outcome: Outcome) -> bool:
     return result is not None and result.plan is not None and bool(result.plan.revisions)
 
 
-def record_plan(migration: Migration, outcome: Outcome, *, now: datetime) -> Decision:
+def record_plan(
+    migration: Migration, job: ObservedJob, outcome: Outcome, *, now: datetime
+) -> Decision:
     """A plan Job finished: store the plan, then wait for approval (or stop: dryRun)."""
+    if outcome.pod is not None and outcome.pod.output_error is not None:
+        return plan_unreadable(migration, job, outcome, now=now)
     result, ref, spec = outcome.result, migration.ref, migration.spec
     assert result is not None and result.plan is not None  # see has_changes()
     rendered = render_plan(
@@ -78,6 +93,54 @@ def record_plan(migration: Migration, outcome: Outcome, *, now: datetime) -> Dec
     )
     actions: tuple[Action, ...] = (CreateConfigMap(rendered.config_map), PostEvent(event, message))
     return Decision(new, actions)
+
+
+def plan_unreadable(
+    migration: Migration, job: ObservedJob, outcome: Outcome, *, now: datetime
+) -> Decision:
+    """The plan pod ended but its log cannot be read: say so, retry with backoff, then fail.
+
+    The Warning Event is posted once, when the status first says so; the message carries the
+    API's answer, so a status patch happens only when that answer changes.
+    """
+    status, pod = migration.status, outcome.pod
+    assert pod is not None and pod.output_error is not None  # see record_plan()
+    ended = (pod.terminated.finished_at if pod.terminated else None) or job.finished_at
+    waited = (now - (ended or status.started_at or now)).total_seconds()
+    what = (
+        f"the plan Job {job.name} finished, but the log of its pod {pod.name} "
+        f"(the plan's SQL) cannot be read: {pod.output_error}"
+    )
+    if waited >= LOG_READ_DEADLINE_SECONDS:
+        message = (
+            f"{what}; gave up after {LOG_READ_DEADLINE_SECONDS:.0f}s: set the {RETRY_ANNOTATION} "
+            "annotation to plan again"
+        )
+        generation = job.generation if job.generation is not None else status.observed_generation
+        new = finished(
+            status, Phase.FAILED, Reason.LOGS_UNREADABLE, message, now=now, generation=generation
+        )
+        failed = PostEvent(
+            EventReason.MIGRATION_FAILED, f"{Reason.LOGS_UNREADABLE.value}: {message}", warning=True
+        )
+        return Decision(new, (failed,))
+    message = f"{what}; retrying for up to {LOG_READ_DEADLINE_SECONDS:.0f}s after the pod ended"
+    low, high = LOG_READ_RETRY_SECONDS
+    retry = min(max(waited / 4, low), high)
+    if message == status.message:
+        return Decision(status, requeue_after=retry)
+    new = with_phase(
+        status,
+        Phase.PLANNING,
+        Reason.LOGS_UNREADABLE,
+        message,
+        generation=status.observed_generation,
+        now=now,
+    )
+    ready = find_condition(status.conditions, ConditionType.READY)
+    first = ready is None or ready.reason is not Reason.LOGS_UNREADABLE
+    event = PostEvent(EventReason.LOGS_UNREADABLE, message, warning=True)
+    return Decision(replace(new, message=message), (event,) if first else (), requeue_after=retry)
 
 
 def awaiting_approval(migration: Migration, verdict: Approval, *, now: datetime) -> Decision:

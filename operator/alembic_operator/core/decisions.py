@@ -171,7 +171,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
     outcome = read_outcome(job, runner=migration.spec.runner.type)
     if isinstance(outcome, Outcome) and outcome.succeeded and job.mode == RunMode.PLAN.value:
         if has_changes(outcome):
-            return record_plan(migration, outcome, now=now)
+            return record_plan(migration, job, outcome, now=now)
         if outcome.result is None or outcome.result.plan is None:
             outcome = Outcome(False, Reason.MIGRATION_FAILED, "the plan Job reported no plan")
         else:  # nothing to apply: nothing to approve

@@ -226,7 +226,7 @@ def apply_gate(
                     continue
                 if not ours or not d.paused:
                     holders = d.held_by if ours else (*d.held_by, me)
-                    actions.append(HoldDeployment(d.name, d.resource_version, holders))
+                    actions.append(HoldDeployment(d, holders))
                 held.append((d, v))
                 continue
         if ours:
@@ -348,7 +348,7 @@ def _release(d: ObservedDeployment, migration: str, *, how: str) -> tuple[Action
     rest = tuple(n for n in d.held_by if n != migration)
     still = f"; still held by {', '.join(rest)}" if rest else ""
     return (
-        ReleaseDeployment(d.name, d.resource_version, rest, unpause=not rest),
+        ReleaseDeployment(d, rest, unpause=not rest),
         PostEvent(
             EventReason.ROLLOUT_RELEASED,
             f"released{how}{still}",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from alembic_operator.model.observations import ObservedDeployment
 from alembic_operator.model.status import MigrationStatus
 
 
@@ -37,6 +38,8 @@ class EventReason(enum.StrEnum):
     APPROVAL_MISMATCH = "ApprovalMismatch"
     DRY_RUN_PLANNED = "DryRunPlanned"
     PLAN_OUTDATED = "PlanOutdated"
+    # A finished plan pod's log (its SQL) cannot be read: retried for a while, then Failed.
+    LOGS_UNREADABLE = "LogsUnreadable"
 
 
 @dataclass(frozen=True)
@@ -76,23 +79,35 @@ class DeploymentRef:
 class HoldDeployment:
     """Pause a gated Deployment and name the migration(s) holding it (``held_by``).
 
-    Merge-patched with ``resource_version``: a Deployment changed meanwhile is decided again.
+    ``seen`` is the Deployment the hold was decided on: the patch tests that its held-by
+    annotation and ``spec.paused`` are still as seen (another holder or a person changed them:
+    decided again), while scaling and status writes, which the gate never reads, do not stop it.
     """
 
-    name: str
-    resource_version: str
+    seen: ObservedDeployment
     held_by: tuple[str, ...]
     pause: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.seen.name
 
 
 @dataclass(frozen=True)
 class ReleaseDeployment:
-    """Drop this migration from a Deployment's holders; unpause when none is left."""
+    """Drop this migration from a Deployment's holders; unpause when none is left.
 
-    name: str
-    resource_version: str
+    Guarded like :class:`HoldDeployment`, and also by the containers' images the verdict read: a
+    template changed meanwhile is decided again, never released on the old images' verdict.
+    """
+
+    seen: ObservedDeployment
     held_by: tuple[str, ...]  # the holders left (empty: the annotation is removed)
     unpause: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.seen.name
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class ObservedPod:
     log_tail: str | None = None  # read only for a failed migrate container
     output: str | None = None  # the whole log of a finished plan pod (its SQL)
     uid: str = ""
+    output_error: str | None = None  # why that log could not be read (then output is None)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ class ObservedDeployment:
     """A Deployment as the rollout gate sees it (see :mod:`alembic_operator.core.gates`).
 
     ``held_by`` is the parsed ``alembic-operator.dev/held-by`` annotation (migration names, in
-    order); ``images`` the images of its pod template's containers (init containers excluded).
+    order); ``images`` the images of its pod template's containers in order (init containers
+    excluded). ``held_by_value`` is that annotation exactly as stored (``None``: absent) and
+    ``has_annotations`` whether ``metadata.annotations`` exists at all: a hold or release tests
+    them (with ``paused`` and, for a release, ``images``) instead of the whole resourceVersion.
     """
 
     name: str
@@ -87,6 +91,8 @@ class ObservedDeployment:
     paused: bool = False
     held_by: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
+    held_by_value: str | None = None
+    has_annotations: bool = True
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ class Reason(str, enum.Enum):
     # Permanent: the server refused the credentials, or the database does not exist.
     AUTHENTICATION_FAILED = "AuthenticationFailed"
     DATABASE_NOT_FOUND = "DatabaseNotFound"
+    # The operator cannot read a finished plan pod's log (its SQL): Planning while it retries,
+    # then a permanent failure (the log may be gone with its node).
+    LOGS_UNREADABLE = "LogsUnreadable"
 
 
 class ExitCode(enum.IntEnum):
