@@ -82,7 +82,10 @@ class Fault:
     ``status``/``reason``/``message`` make the answer (a ``metav1.Status``); ``after_write``
     forwards the request first (the write happens, its answer is lost); ``delay`` waits before
     answering; ``drop_watch_after`` (watches only) forwards the watch and cuts the stream after
-    that many events instead of answering an error.
+    that many events instead of answering an error. ``user_agent`` matches only requests whose
+    User-Agent starts with it (e.g. ``kopf/``: kopf's watches, not the operator's own calls).
+    ``hold`` keeps the request until the event is set, then forwards it unchanged (no error):
+    a slow answer, without timing luck.
     """
 
     verb: str | None = None
@@ -95,14 +98,18 @@ class Fault:
     after_write: bool = False
     delay: float = 0.0
     drop_watch_after: int | None = None
+    user_agent: str | None = None
+    hold: asyncio.Event | None = None
     times: int | None = 1
     hits: int = 0
 
-    def matches(self, verb: str, path: ApiPath) -> bool:
+    def matches(self, verb: str, path: ApiPath, user_agent: str = "") -> bool:
         wanted = (self.verb, self.plural, self.name, self.subresource)
         actual = (verb, path.plural, path.name, path.subresource)
-        return (self.times is None or self.hits < self.times) and all(
-            w is None or w == a for w, a in zip(wanted, actual, strict=True)
+        return (
+            (self.times is None or self.hits < self.times)
+            and (self.user_agent is None or user_agent.startswith(self.user_agent))
+            and all(w is None or w == a for w, a in zip(wanted, actual, strict=True))
         )
 
     def response(self) -> web.Response:
@@ -192,9 +199,9 @@ class FaultProxy:
         await self._runner.cleanup()
         await self._session.close()
 
-    def _fault_for(self, verb: str, path: ApiPath) -> Fault | None:
+    def _fault_for(self, verb: str, path: ApiPath, user_agent: str) -> Fault | None:
         for fault in self.faults:
-            if fault.matches(verb, path):
+            if fault.matches(verb, path, user_agent):
                 fault.hits += 1
                 return fault
         return None
@@ -220,9 +227,12 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = parse_path(request.path)
         verb = verb_of(request.method, path, request.query)
-        fault = self._fault_for(verb, path)
+        fault = self._fault_for(verb, path, request.headers.get("User-Agent", ""))
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault is not None and fault.hold is not None:
+            await fault.hold.wait()
+            fault = None  # held, then forwarded as it came
         if fault is not None and not fault.after_write and fault.drop_watch_after is None:
             self._record(request, verb, path, fault.status, injected=True)
             return fault.response()
