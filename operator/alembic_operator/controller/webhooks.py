@@ -13,7 +13,13 @@
   kind, first installs and either apply order.
 
 The migrations come from the reconciler's
-:class:`~alembic_operator.controller.indexes.GateIndex` (no API call in the request path). The
+:class:`~alembic_operator.controller.indexes.GateIndex` (its public API only), fed by the watch.
+That suffices to hold, never to admit: before a Deployment request with a new template (or a
+resume of a held one) is let through, the namespace's migrations are read from the API server
+(:func:`read_migrations`, a consistent LIST shared in bursts by
+:class:`~alembic_operator.controller.admissionreads.MigrationReads`), so a migration created a
+moment ago, or before this replica's first list, still holds it; a failed read refuses the
+request. Pods are decided from the index alone (docs/gating.md says what that leaves open). The
 operator's own requests are recognised by the username of its ServiceAccount token.
 
 Serving (the server, its TLS, on every replica): :mod:`alembic_operator.controller.serving`.
