@@ -113,6 +113,14 @@ def _run(argv: Sequence[str]) -> int:
         help="serve the rollout gate's mutating admission webhook (HTTPS) on PORT (default: off)",
     )
     parser.add_argument(
+        "--webhook-timeout",
+        type=float,
+        default=None,
+        metavar="SEC",
+        help="the webhook configuration's timeoutSeconds (default 5): a Deployment request "
+        "whose migrations cannot be read 1 s before it is refused",
+    )
+    parser.add_argument(
         "--webhook-cert-dir",
         type=Path,
         default=None,
@@ -171,6 +179,7 @@ def _run(argv: Sequence[str]) -> int:
         serving.WEBHOOK_CONFIGURATION_ENV: args.webhook_configuration,
         serving.WEBHOOK_HOSTS_ENV: ",".join(args.webhook_host) or None,
         serving.WEBHOOK_CERT_VALIDITY_ENV: args.webhook_cert_validity,
+        serving.WEBHOOK_TIMEOUT_ENV: args.webhook_timeout,
         serving.LEADER_ELECTION_ENV: "1" if args.leader_election else None,
         serving.LEASE_NAME_ENV: args.lease_name,
         serving.NAMESPACE_ENV: args.operator_namespace,

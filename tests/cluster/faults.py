@@ -87,9 +87,10 @@ class Fault:
     answering; ``drop_watch_after`` (watches only) forwards the watch and cuts the stream after
     that many events instead of answering an error; ``hide_events`` (watches only) keeps every
     stream open and drops each event of that type (``times`` counts the events dropped).
-    ``until`` parks the request until the test sets that event, and ``forward`` then forwards it
-    unchanged instead of failing it: a request held in flight while the test changes the cluster
-    under it (a write based on a stale read).
+    ``user_agent`` matches only requests whose User-Agent starts with it (e.g. ``kopf/``: kopf's
+    watches, not the operator's own calls). ``hold`` keeps the request until the event is set,
+    then forwards it unchanged (no error): a slow answer without timing luck, or a request held in
+    flight while the test changes the cluster under it (a write based on a stale read).
     """
 
     verb: str | None = None
@@ -103,16 +104,18 @@ class Fault:
     delay: float = 0.0
     drop_watch_after: int | None = None
     hide_events: str | None = None
-    until: asyncio.Event | None = None
-    forward: bool = False
+    user_agent: str | None = None
+    hold: asyncio.Event | None = None
     times: int | None = 1
     hits: int = 0
 
-    def matches(self, verb: str, path: ApiPath) -> bool:
+    def matches(self, verb: str, path: ApiPath, user_agent: str = "") -> bool:
         wanted = (self.verb, self.plural, self.name, self.subresource)
         actual = (verb, path.plural, path.name, path.subresource)
-        return (self.times is None or self.hits < self.times) and all(
-            w is None or w == a for w, a in zip(wanted, actual, strict=True)
+        return (
+            (self.times is None or self.hits < self.times)
+            and (self.user_agent is None or user_agent.startswith(self.user_agent))
+            and all(w is None or w == a for w, a in zip(wanted, actual, strict=True))
         )
 
     def response(self) -> web.Response:
@@ -202,9 +205,9 @@ class FaultProxy:
         await self._runner.cleanup()
         await self._session.close()
 
-    def _fault_for(self, verb: str, path: ApiPath) -> Fault | None:
+    def _fault_for(self, verb: str, path: ApiPath, user_agent: str) -> Fault | None:
         for fault in self.faults:
-            if fault.hide_events is None and fault.matches(verb, path):
+            if fault.hide_events is None and fault.matches(verb, path, user_agent):
                 fault.hits += 1
                 return fault
         return None
@@ -245,13 +248,12 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = parse_path(request.path)
         verb = verb_of(request.method, path, request.query)
-        fault = self._fault_for(verb, path)
+        fault = self._fault_for(verb, path, request.headers.get("User-Agent", ""))
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
-        if fault is not None and fault.until is not None:
-            await fault.until.wait()
-        if fault is not None and fault.forward:
-            fault = None  # only held up: forwarded and answered as usual
+        if fault is not None and fault.hold is not None:
+            await fault.hold.wait()
+            fault = None  # held, then forwarded as it came
         if fault is not None and not fault.after_write and fault.drop_watch_after is None:
             self._record(request, verb, path, fault.status, injected=True)
             return fault.response()

@@ -25,6 +25,7 @@ from alembic_operator.controller.serving import (
     WEBHOOK_ADDR_ENV,
     WEBHOOK_CERT_DIR_ENV,
     WEBHOOK_PORT_ENV,
+    WEBHOOK_TIMEOUT_ENV,
 )
 from alembic_operator.controller.webhooks import WEBHOOK_ID
 from tests.cluster.controlplane import ControlPlane, free_port, is_listening
@@ -33,6 +34,10 @@ from tests.gating.helpers import deployment
 from tests.operator.harness import Cluster, wait_for
 
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+# The webhook's timeoutSeconds here (the chart's default is 5): on a 2-CPU machine shared by
+# several test sessions a burst of rounds can starve the in-process operator for seconds, and a
+# timeout would refuse the request (failurePolicy Fail) rather than test the gate's decision.
+TIMEOUT_SECONDS = 15
 
 
 def make_certificate(control_plane: ControlPlane, directory: Path, name: str) -> Path:
@@ -130,6 +135,7 @@ async def webhook(
     monkeypatch.setenv(WEBHOOK_PORT_ENV, str(port))
     monkeypatch.setenv(WEBHOOK_CERT_DIR_ENV, str(certs))
     monkeypatch.setenv(WEBHOOK_ADDR_ENV, "127.0.0.1")
+    monkeypatch.setenv(WEBHOOK_TIMEOUT_ENV, str(TIMEOUT_SECONDS))
     await cluster.start_operator()
 
     await wait_for(lambda: is_listening(port), what="the webhook server to listen")
@@ -145,6 +151,7 @@ def chart_webhook_configuration(cluster: Cluster, url_base: str) -> dict[str, An
         "--set", "webhook.existingSecret=unused",
         "--set", f"webhook.caBundle={ca_bundle}",
         "--set", f"watchNamespaces={{{cluster.ns}}}",
+        "--set", f"webhook.timeoutSeconds={TIMEOUT_SECONDS}",
     )  # fmt: skip
     (config,) = [o for o in rendered if o["kind"] == "MutatingWebhookConfiguration"]
     config["metadata"]["name"] = f"alembic-operator-{cluster.ns}"

@@ -19,7 +19,7 @@ from tests.operator.harness import Cluster, wait_for
 APP = "registry.example.com/shop/app"
 SIDECAR = "registry.example.com/mesh/proxy:3.1"
 # The application image's ENTRYPOINT for Deployment pods (Jobs give their own command).
-SERVE = ("python", "-c", "import time; time.sleep(3600)")
+SERVE = ("sleep", "3600")  # a process as cheap as a pod can be (many run at once)
 
 
 def image(tag: str) -> str:

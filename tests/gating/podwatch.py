@@ -24,6 +24,7 @@ class PodRecord:
     uid: str
     app: str  # the app.kubernetes.io/name (or migration) label: which round it belongs to
     images: tuple[str, ...]
+    seen: int  # resourceVersion of the first event (its creation, for pods created meanwhile)
     bound: int | None = None  # resourceVersion of the first bound event
     running: int | None = None  # resourceVersion of the first Running event
 
@@ -70,6 +71,7 @@ class Watcher:
                 uid=meta["uid"],
                 app=labels.get("app.kubernetes.io/name") or labels.get("job-name", ""),
                 images=tuple(c["image"] for c in spec.get("containers") or ()),
+                seen=int(meta["resourceVersion"]),
             ),
         )
         version = int(meta["resourceVersion"])
@@ -101,4 +103,13 @@ class Watcher:
             p
             for p in self.started(app, image)
             if ready is None or min(v for v in (p.bound, p.running) if v) < ready
+        ]
+
+    def created_before(self, app: str, image: str, migration: str) -> list[PodRecord]:
+        """Pods of ``app`` on ``image`` that existed before ``migration`` succeeded for it."""
+        ready = self.ready.get(migration, {}).get(image)
+        return [
+            p
+            for p in self.pods.values()
+            if p.app == app and image in p.images and (ready is None or p.seen < ready)
         ]

@@ -58,9 +58,7 @@ async def patch_statuses(cluster: Cluster, name: str, *, count: int) -> list[int
 def park(cluster: Cluster, name: str) -> tuple[Fault, asyncio.Event]:
     """Hold the operator's next PATCH of Deployment ``name`` at the proxy until the event."""
     go = asyncio.Event()
-    fault = cluster.proxy.inject_fault(
-        verb="patch", plural="deployments", name=name, until=go, forward=True
-    )
+    fault = cluster.proxy.inject_fault(verb="patch", plural="deployments", name=name, hold=go)
     return fault, go
 
 

@@ -2,21 +2,25 @@
 control plane (real Deployment/ReplicaSet controllers, the operator's webhook registered on the
 real apiserver, real PostgreSQL).
 
-Rounds run concurrently, each with its own migration and Deployment in one namespace (one
-operator): 4 upgrades with the Deployment applied first, 4 with the migration first, 3 first
-installs in each order; good and broken images alternate. The issue's 20+20+10+10 would not fit
-the suite's time budget; fewer rounds prove the same because the gate is decided inside each API
-request (the Deployment's pause, the pod's scheduling gate), not by how fast the operator reacts:
-a round cannot pass by luck of timing, and running them concurrently only makes the operator
-slower to react, which is the condition the old gate lost to. A watcher started before the
-changes records every pod's first bind/Running; etcd revisions order it against each
-migration's success exactly. The database is migrated to head once first, so each round's
-migration is fast (a broken one names a revision that does not exist and fails at once).
+The issue's counts, all at once: 20 upgrades with the Deployment applied first, 20 with the
+migration first, 10 first installs in each order (the Deployment-first ones declare their
+migration with the pod-template label), good and broken versions mixed. Five Deployments share
+a migration (an application's web, worker, ... as one release would ship them), so the 60
+rounds need 12 migrations, not 60: each Deployment's request is still its own admission
+decision, and the Deployment controller's race is per Deployment. The gate is decided inside
+each API request (the Deployment's pause, the pod's scheduling gate), so a round cannot pass by
+luck of timing; running them together only makes the operator slower to react, which is the
+condition the old, reacting gate lost to. A watcher started before the changes records every
+pod's first bind/Running; etcd revisions order it against each migration's success exactly.
+The database reaches head with the first migration, so each round's migration is quick (a
+broken one names a revision that does not exist and fails at once). Pods "serve" with
+``sleep``: 150 of them cost little.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -88,85 +92,135 @@ async def assert_job_recorded_once(cluster: Cluster, name: str) -> None:
     assert "MigrationStarted" in reasons and "JobAdopted" not in reasons, (name, reasons)
 
 
+@dataclass(frozen=True)
+class Group:
+    """One migration and the Deployments it gates, applied in one order, good or broken."""
+
+    migration: str
+    kind: str  # "upgrade" (from a migrated, rolled-out 1.0) or "install" (first install)
+    first: str  # "deployment" or "migration": which is applied first
+    good: bool
+
+    @property
+    def deployments(self) -> list[str]:
+        return [f"{self.migration}-{i}" for i in range(PER_MIGRATION)]
+
+    @property
+    def tag(self) -> str:
+        return "2.0" if self.good else BROKEN
+
+
+PER_MIGRATION = 5  # Deployments gated by one migration (an application's web, worker, ...)
+GROUPS = [
+    *(Group(f"ud{i}", "upgrade", "deployment", i % 2 == 0) for i in range(4)),
+    *(Group(f"um{i}", "upgrade", "migration", i % 2 == 1) for i in range(4)),
+    *(Group(f"id{i}", "install", "deployment", i % 2 == 0) for i in range(2)),
+    *(Group(f"im{i}", "install", "migration", i % 2 == 1) for i in range(2)),
+]
+
+
+async def apply_round(cluster: Cluster, group: Group) -> None:
+    """The group's change, in its order: the Deployments' requests at once, the migration's
+    before or after them (an install from the Deployment's side declares it by label)."""
+    names, tag = group.deployments, group.tag
+
+    async def deployments() -> None:
+        if group.kind == "upgrade":
+            await asyncio.gather(*(set_image(cluster, n, tag) for n in names))
+        elif group.first == "deployment":
+            bodies = [labelled(n, tag, group.migration) for n in names]
+            await asyncio.gather(
+                *(cluster.client.ok("POST", cluster.DEPLOYMENTS, b) for b in bodies)
+            )
+        else:
+            bodies = [deployment(n, tag=tag) for n in names]
+            await asyncio.gather(
+                *(cluster.client.ok("POST", cluster.DEPLOYMENTS, b) for b in bodies)
+            )
+
+    async def migration_change() -> None:
+        if group.kind == "upgrade":
+            await cluster.patch(group.migration, {"spec": target(tag)})
+        elif group.first == "deployment":
+            await cluster.create(gated_migration(group.migration, tag))
+        else:
+            await cluster.create(gated_migration(group.migration, tag, deployments=tuple(names)))
+
+    if group.first == "deployment":
+        await deployments()
+        await migration_change()
+    else:
+        await migration_change()
+        await deployments()
+
+
 async def test_upgrades_and_first_installs_never_start_a_version_before_its_migration(
-    cluster: Cluster, webhook: Webhook, pg_database: Database, tmp_path: Path
+    cluster: Cluster, webhook: Webhook, pg_database: Database
 ) -> None:
     await cluster.create_secret("shop-db", pg_database.url)
-    for tag in ("1.0", "2.0"):
+    for tag in ("1.0", "2.0", BROKEN):
         register_image(cluster, tag)
-    register_image(cluster, BROKEN)
-    # The database at head once, so every round's migration is quick.
-    await cluster.create(migration("base", image=image("1.0")))
-    await phase_is(cluster, "base", "Succeeded")
-
-    upgrades = [(f"up{i}", "deployment" if i % 2 else "migration", i % 4 < 2) for i in range(8)]
-    installs = [(f"new{i}", "deployment" if i % 2 else "migration", i < 3) for i in range(6)]
+    upgrades = [g for g in GROUPS if g.kind == "upgrade"]
+    rollouts = [(g, d) for g in GROUPS for d in g.deployments]
     async with registered(cluster, webhook, pod_gated):
-        # Upgrades start from a migrated, rolled-out 1.0.
-        for name, _, _ in upgrades:
-            await cluster.create(gated_migration(name, "1.0", deployments=(name,)))
-            await cluster.client.ok("POST", cluster.DEPLOYMENTS, deployment(name))
-        for name, _, _ in upgrades:
-            await phase_is(cluster, name, "Succeeded")
-            await wait_rolled_out(cluster, name, "1.0")
-        old = {name: await serving(cluster, name, "1.0") for name, _, _ in upgrades}
+        # Upgrades start from a migrated, rolled-out 1.0 (the first of these migrations takes
+        # the database to head; the others find it there, and so do the rounds below).
+        for group in upgrades:
+            await cluster.create(
+                gated_migration(group.migration, "1.0", deployments=tuple(group.deployments))
+            )
+        await asyncio.gather(
+            *(
+                cluster.client.ok("POST", cluster.DEPLOYMENTS, deployment(name))
+                for group in upgrades
+                for name in group.deployments
+            )
+        )
+        for group in upgrades:
+            await phase_is(cluster, group.migration, "Succeeded")
+        for group in upgrades:
+            for name in group.deployments:
+                await wait_rolled_out(cluster, name, "1.0")
+        old = {
+            name: await serving(cluster, name, "1.0")
+            for group in upgrades
+            for name in group.deployments
+        }
 
         watcher = Watcher(cluster)
         await watcher.start()
         try:
-            for name, first, good in upgrades:
-                tag = "2.0" if good else BROKEN
-                patch = {"spec": target(tag)}
-                if first == "deployment":
-                    await set_image(cluster, name, tag)
-                    await cluster.patch(name, patch)
-                else:
-                    await cluster.patch(name, patch)
-                    await set_image(cluster, name, tag)
-            for name, first, good in installs:
-                tag = "2.0" if good else BROKEN
-                if first == "deployment":  # declared by the pod-template label
-                    await cluster.client.ok("POST", cluster.DEPLOYMENTS, labelled(name, tag, name))
-                    await cluster.create(gated_migration(name, tag))
-                else:
-                    await cluster.create(gated_migration(name, tag, deployments=(name,)))
-                    await cluster.client.ok("POST", cluster.DEPLOYMENTS, deployment(name, tag=tag))
-
-            for name, _, good in [*upgrades, *installs]:
-                await phase_is(cluster, name, "Succeeded" if good else "Failed")
-            for name, _, good in [*upgrades, *installs]:
-                if good:
+            await asyncio.gather(*(apply_round(cluster, group) for group in GROUPS))
+            for group in GROUPS:
+                await phase_is(cluster, group.migration, "Succeeded" if group.good else "Failed")
+            for group, name in rollouts:
+                if group.good:
                     await wait_rolled_out(cluster, name, "2.0")
             # Failed rounds: the old pods (same UIDs) keep serving, nothing new starts.
-            failed = [(n, f) for n, f, good in [*upgrades, *installs] if not good]
+            failed = [(g, n) for g, n in rollouts if not g.good]
 
             async def snapshot() -> dict[str, Any]:
                 return {
                     n: (await serving(cluster, n, "1.0"), await serving(cluster, n, BROKEN))
-                    for n, _ in failed
+                    for _, n in failed
                 }
 
             after = await stays(snapshot, seconds=3.0, what="the failed rounds' pods")
         finally:
             await watcher.stop()
 
-    for name, _, good in [*upgrades, *installs]:
-        tag = "2.0" if good else BROKEN
-        assert watcher.early(name, image(tag), name) == [], (
-            name,
-            watcher.early(name, image(tag), name),
-        )
-        await assert_job_recorded_once(cluster, name)
-    for name, _, good in upgrades:
-        if not good:
-            old_pods, new_pods = after[name]
+    for group, name in rollouts:
+        early = watcher.early(name, image(group.tag), group.migration)
+        assert early == [], (group, name, early)
+    for group in GROUPS:
+        await assert_job_recorded_once(cluster, group.migration)
+    for group, name in failed:
+        old_pods, new_pods = after[name]
+        if group.kind == "upgrade":
             assert old_pods == old[name] and set(old_pods.values()) == {"Running"}, name
-            assert all(phase == "Pending" for phase in new_pods.values()), (name, new_pods)
-            body = await get_deployment(cluster, name)
-            assert body["spec"]["paused"] is True, name
-    for name, _, good in installs:
-        if not good:
-            assert watcher.started(name, image(BROKEN)) == [], name
+            assert (await get_deployment(cluster, name))["spec"]["paused"] is True, name
+        assert all(phase == "Pending" for phase in new_pods.values()), (name, new_pods)
+        assert watcher.started(name, image(BROKEN)) == [], name
 
 
 async def test_kubectl_rollout_resume_of_a_held_deployment_is_refused(

@@ -20,6 +20,7 @@ from alembic_operator.controller import (
     serving,
     webhooks,  # noqa: F401 - registers the admission handler
 )
+from alembic_operator.controller.admissionreads import MigrationReads
 from alembic_operator.controller.caches import CachePolicy
 from alembic_operator.controller.certificates import CertificateManager
 from alembic_operator.controller.kubeapi import PLURAL, KubeApi
@@ -86,6 +87,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["username"] = token_subject(credentials(client).token)
     reconciler = Reconciler(api, runner_image=runner_image, leading=not options.leader_election)
     memo["reconciler"] = reconciler
+    # The webhook's consistent reads of a namespace's migrations (controller/webhooks.py).
+    memo["migration_reads"] = MigrationReads(api, within=options.admission_read_seconds)
     # The one cache policy's resync (controller/caches.py): a deletion the watch missed ends.
     memo["tasks"] = [asyncio.create_task(reconciler.resync(), name="resync")]
     own = OwnApi(client)  # the Lease and the certificate Secret (controller/ownapi.py)
@@ -125,6 +128,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     if memo.get("reconciler") is not None:
         await memo["reconciler"].close()
+    if memo.get("migration_reads") is not None:  # the webhook's reads (controller/webhooks.py)
+        await memo["migration_reads"].close()
     if memo.get("elector") is not None:
         await memo["elector"].release()  # a standby takes over at its next look
     for api in ("own", "api"):

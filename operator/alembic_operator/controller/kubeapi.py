@@ -19,6 +19,7 @@ what this module uses, so keep them literal.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import time
@@ -39,6 +40,7 @@ from alembic_operator.controller.jobcache import JobCache
 from alembic_operator.core.names import event_name
 from alembic_operator.errors import (
     ApiError,
+    ApiUnavailable,
     Conflict,
     NotFound,
 )
@@ -144,6 +146,26 @@ class KubeApi(Transport):
             for name, _ in self.migrations.entries(namespace)
             if name not in present and self.migrations.absent((namespace, name), since=since)
         ]
+
+    async def list_migrations(self, namespace: str, *, within: float) -> list[dict[str, Any]]:
+        """Every migration of ``namespace``, read from the API now (a consistent LIST).
+
+        For the admission webhook, which must not admit on the word of a watch that may not
+        have delivered a migration created a moment ago. A LIST without ``resourceVersion`` is a
+        consistent read (served only once the API server has seen etcd's latest revision).
+        Bounded by ``within`` seconds: an answer later than that is :class:`ApiUnavailable`.
+        Nothing is cached from it.
+        """
+        try:
+            async with asyncio.timeout(within):
+                listed = await self._call(
+                    "list", MIGRATIONS, namespace, what=f"list {KIND}s in {namespace}"
+                )
+        except TimeoutError:
+            raise ApiUnavailable(
+                f"list {KIND}s in {namespace}: no answer within {within:g}s"
+            ) from None
+        return [dict(item) for item in listed.get("items") or ()]
 
     async def patch_migration_status(
         self, namespace: str, name: str, *, status: Mapping[str, Any], resource_version: str

@@ -8,6 +8,8 @@ chart sets them; see docs/operator.md and docs/gating.md):
   manage, mounted; kopf restarts the server when the files change) or, by default, from the
   operator itself (:mod:`alembic_operator.controller.certificates`: a Secret in the operator's
   namespace, the ``caBundle`` of ``..._WEBHOOK_CONFIGURATION``, rotated in place).
+- the webhook's ``timeoutSeconds`` (``..._WEBHOOK_TIMEOUT``, default 5): a Deployment request
+  waits for its consistent read of the migrations until 1 s before that, then is refused.
 - leader election: on with ``ALEMBIC_OPERATOR_LEADER_ELECTION=1``; the Lease
   ``..._LEASE_NAME`` in the operator's namespace, this replica named ``..._IDENTITY``
   (default: ``$POD_NAME``, else host name and process id).
@@ -37,6 +39,7 @@ WEBHOOK_SERVICE_ENV = "ALEMBIC_OPERATOR_WEBHOOK_SERVICE"
 WEBHOOK_CONFIGURATION_ENV = "ALEMBIC_OPERATOR_WEBHOOK_CONFIGURATION"
 WEBHOOK_HOSTS_ENV = "ALEMBIC_OPERATOR_WEBHOOK_HOSTS"
 WEBHOOK_CERT_VALIDITY_ENV = "ALEMBIC_OPERATOR_WEBHOOK_CERT_VALIDITY"
+WEBHOOK_TIMEOUT_ENV = "ALEMBIC_OPERATOR_WEBHOOK_TIMEOUT"
 LEADER_ELECTION_ENV = "ALEMBIC_OPERATOR_LEADER_ELECTION"
 LEASE_NAME_ENV = "ALEMBIC_OPERATOR_LEASE_NAME"
 IDENTITY_ENV = "ALEMBIC_OPERATOR_IDENTITY"
@@ -44,6 +47,7 @@ NAMESPACE_ENV = "ALEMBIC_OPERATOR_NAMESPACE"
 
 DEFAULT_NAME = "alembic-operator"
 DEFAULT_VALIDITY = timedelta(days=365)
+DEFAULT_WEBHOOK_TIMEOUT = 5.0  # the chart's webhook.timeoutSeconds
 
 
 class OptionsError(ValueError):
@@ -60,6 +64,13 @@ class Options:
     namespace: str = ""
     lease_name: str = DEFAULT_NAME
     identity: str = ""
+    webhook_timeout: float = DEFAULT_WEBHOOK_TIMEOUT  # the API server's timeoutSeconds
+
+    @property
+    def admission_read_seconds(self) -> float:
+        """How long a request may wait for the webhook's read of the migrations: 1 s less than
+        the API server waits, so the refusal is ours (with its reason), also under ``Ignore``."""
+        return max(0.5, self.webhook_timeout - 1.0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Options:
@@ -98,6 +109,7 @@ class Options:
             namespace=namespace,
             lease_name=env.get(LEASE_NAME_ENV) or DEFAULT_NAME,
             identity=identity,
+            webhook_timeout=float(env.get(WEBHOOK_TIMEOUT_ENV) or DEFAULT_WEBHOOK_TIMEOUT),
         )
 
 

@@ -13,7 +13,13 @@
   kind, first installs and either apply order.
 
 The migrations come from the reconciler's
-:class:`~alembic_operator.controller.indexes.GateIndex` (no API call in the request path). The
+:class:`~alembic_operator.controller.indexes.GateIndex` (its public API only), fed by the watch.
+That suffices to hold, never to admit: before a Deployment request with a new template (or a
+resume of a held one) is let through, the namespace's migrations are read from the API server
+(:func:`read_migrations`, a consistent LIST shared in bursts by
+:class:`~alembic_operator.controller.admissionreads.MigrationReads`), so a migration created a
+moment ago, or before this replica's first list, still holds it; a failed read refuses the
+request. Pods are decided from the index alone (docs/gating.md says what that leaves open). The
 operator's own requests are recognised by the username of its ServiceAccount token.
 
 Serving (the server, its TLS, on every replica): :mod:`alembic_operator.controller.serving`.
@@ -23,15 +29,21 @@ See docs/gating.md.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
+from alembic_operator.controller.admissionreads import MigrationReads
 from alembic_operator.controller.observers import parse_deployment, parse_workload_pod
 from alembic_operator.controller.serving import WEBHOOK_CERT_DIR_ENV, WEBHOOK_PORT_ENV
 from alembic_operator.core.admission import POD_GATE, admission_hold, gate_pod, resume_refusal
 from alembic_operator.core.gates import HELD_BY_ANNOTATION, format_held_by
+from alembic_operator.errors import ApiError
+from alembic_operator.model.migrations import Migration, parse_migration
+from alembic_operator.model.observations import ObservedDeployment
+from alembic_operator.model.spec import InvalidMigration
 
 # The serving variables stay importable from here (the server lives in serving.py).
 __all__ = ["WEBHOOK_CERT_DIR_ENV", "WEBHOOK_ID", "WEBHOOK_PORT_ENV", "gate_deployment"]
@@ -46,7 +58,7 @@ def _template(obj: Mapping[str, Any] | None) -> Any:
 
 
 @kopf.on.mutate("apps", "v1", "deployments", operations=["CREATE", "UPDATE"], id=WEBHOOK_ID)
-def gate_deployment(
+async def gate_deployment(
     *,
     body: kopf.Body,
     patch: kopf.Patch,
@@ -64,22 +76,71 @@ def gate_deployment(
     reconciler = memo.get("reconciler")
     if reconciler is None:
         return  # not started yet: the reconcile holds it from the watch event
-    migrations = reconciler.index.gating(namespace, deployment.name, deployment.labels)
-    hold = admission_hold(migrations, deployment, template_changed=changed)
+    index = reconciler.index
+    hold = admission_hold(
+        index.gating(namespace, deployment.name, deployment.labels), deployment,
+        template_changed=changed,
+    )  # fmt: skip
+    if hold is None and changed:
+        # The index holds: trust it. It cannot vouch for an admit: its watch may not have
+        # delivered a migration created (or changed) a moment ago. Ask the API server.
+        current = await read_migrations(memo, namespace)
+        hold = admission_hold(current.values(), deployment, template_changed=True)
     if hold is None:
         if old is not None and not _is_operator(memo, kwargs.get("userinfo")):
-            refusal = resume_refusal(
-                reconciler.index.migrations(namespace), parse_deployment(old), deployment
-            )
-            if refusal is not None:
-                log.info("refused a resume of Deployment %s/%s", namespace, deployment.name)
-                raise kopf.AdmissionError(refusal, code=403)
+            await _refuse_resume(memo, namespace, old=old, new=deployment)
         return
     patch.spec["paused"] = True
     patch.metadata.annotations[HELD_BY_ANNOTATION] = format_held_by(hold.held_by)
     warnings.append(f"rollout held by alembic-operator: {hold.message}")
     if not dryrun:
         log.info("webhook holds Deployment %s/%s: %s", namespace, deployment.name, hold.message)
+
+
+async def _refuse_resume(
+    memo: Any, namespace: str, *, old: Mapping[str, Any], new: ObservedDeployment
+) -> None:
+    """Refuse a resume of a held Deployment (:func:`resume_refusal`), index first, then the API.
+
+    A holder this replica's index does not know (e.g. it has just started) is read from the
+    API server before the resume is let through.
+    """
+    previous = parse_deployment(old)
+    refusal = resume_refusal(memo["reconciler"].index.migrations(namespace), previous, new)
+    if refusal is None and previous.paused and previous.held_by and not new.paused:
+        refusal = resume_refusal(await read_migrations(memo, namespace), previous, new)
+    if refusal is not None:
+        log.info("refused a resume of Deployment %s/%s", namespace, new.name)
+        raise kopf.AdmissionError(refusal, code=403)
+
+
+async def read_migrations(memo: Any, namespace: str) -> dict[str, Migration]:
+    """The namespace's migrations from the API server now, or the request is refused.
+
+    Refusing (not admitting) when the read fails keeps the gate's promise the way
+    ``failurePolicy: Fail`` does: the client gets an error and retries; nothing new starts.
+    """
+    reads: MigrationReads = memo["migration_reads"]  # made at start-up (handlers.py)
+    started = time.monotonic()
+    try:
+        bodies = await reads.read(namespace)
+    except ApiError as exc:
+        log.warning("refused a Deployment request in %s: %s", namespace, exc)
+        raise kopf.AdmissionError(
+            f"alembic-operator could not read the DatabaseMigrations of {namespace} to decide "
+            f"whether this rollout must wait ({exc}); retry, or see docs/gating.md",
+            code=503,
+        ) from None
+    log.debug("read %d migration(s) of %s in %.1f ms", len(bodies), namespace,
+              (time.monotonic() - started) * 1000)  # fmt: skip
+    migrations = {}
+    for item in bodies:
+        try:
+            migration = parse_migration(item)
+        except InvalidMigration:
+            continue  # the reconciler reports it; it gates nothing it could be held by
+        migrations[migration.ref.name] = migration
+    return migrations
 
 
 def _is_operator(memo: Any, userinfo: Mapping[str, Any] | None) -> bool:
