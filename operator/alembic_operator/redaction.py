@@ -1,8 +1,8 @@
 """The one redactor: removes credentials from every text the project emits.
 
 Every message, log line, Event, status field and metric label passes through :class:`Redactor`
-before it leaves the process. It is embedded verbatim into the single-file runner that runs inside
-application images, so it must import only the standard library and nothing of ours.
+before it leaves the process. It is embedded in the runner's zipapp that runs inside application
+images, so it must import only the standard library and nothing of ours.
 """
 
 from __future__ import annotations

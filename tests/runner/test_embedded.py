@@ -1,15 +1,24 @@
-"""The embedded runner: one self-contained file, equivalent to the package, on old Alembic too."""
+"""The embedded runner: one zipapp of the package's own files, runnable on old Alembic too."""
 
 from __future__ import annotations
 
 import ast
+import stat
 import subprocess
 import sys
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from alembic_operator.bundling import EMBEDDED_MODULES, build_runner_source
+from alembic_operator.bundling import (
+    EMBEDDED_MODULES,
+    ENTRY_POINT,
+    PACKAGE_DIR,
+    module_path,
+    write_runner,
+)
 from tests.conftest import MIGRATIONS, REPO
 from tests.databases import Database
 from tests.runner.harness import ALL_REVISIONS, HEAD, copy_project, revision_source, run_runner
@@ -19,28 +28,62 @@ OLD_STACK = ("sqlalchemy==1.4.54", "alembic==1.7.7", "psycopg2-binary==2.9.10", 
 OLD_VENV = REPO / ".venv-compat-sa14"
 
 
-def _imported_modules(source: str) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[zipfile.ZipFile]:
+    with zipfile.ZipFile(write_runner(tmp_path / "runner.py")) as opened:
+        yield opened
+
+
+def _modules(archive: zipfile.ZipFile) -> dict[str, ast.Module]:
+    """The archive's Python modules by dotted name (``__main__`` included), parsed."""
+    found = {}
+    for name in archive.namelist():
+        if name.endswith(".py"):
+            dotted = name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+            found[dotted] = ast.parse(archive.read(name), name)
     return found
 
 
-def test_bundle_imports_only_the_standard_library_alembic_and_sqlalchemy() -> None:
-    imported = _imported_modules(build_runner_source())
-    third_party = {m for m in imported if m not in sys.stdlib_module_names}
+def _imports(tree: ast.Module, names: set[str]) -> set[str]:
+    """Absolute imports of ``tree``: a module's full name if it is one of ``names``."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & names
+            found.update(subs or {node.module})
+    return found
+
+
+def test_archive_imports_only_the_standard_library_alembic_sqlalchemy_and_itself(
+    archive: zipfile.ZipFile,
+) -> None:
+    modules = _modules(archive)
+    imported = set().union(*(_imports(tree, set(modules)) for tree in modules.values()))
+    ours = {m for m in imported if m.split(".")[0] == "alembic_operator"}
+    third_party = {m.split(".")[0] for m in imported - ours} - set(sys.stdlib_module_names)
     assert third_party == {"alembic", "sqlalchemy"}
-    assert "alembic_operator" not in imported
+    assert ours <= set(modules), "imported by the runner but not in the archive"
+    assert {"alembic_operator.runner.main", ENTRY_POINT.split(":")[0]} <= set(modules)
 
 
-def test_bundle_contains_every_embedded_module() -> None:
-    source = build_runner_source()
+def test_archive_holds_the_package_files_unchanged(archive: zipfile.ZipFile) -> None:
+    expected = {module_path(m).as_posix() for m in EMBEDDED_MODULES} | {"__main__.py"}
+    assert {n for n in archive.namelist() if not n.endswith("/")} == expected
     for module in EMBEDDED_MODULES:
-        assert f"# ---- {module} " in source
-    compile(source, "runner.py", "exec")
+        path = module_path(module)
+        assert archive.read(path.as_posix()) == (PACKAGE_DIR.parent / path).read_bytes()
+    module, function = ENTRY_POINT.split(":")
+    assert f"{module}.{function}()" in archive.read("__main__.py").decode()
+
+
+def test_writing_leaves_only_the_runner(tmp_path: Path) -> None:
+    # The staging directory is made next to the target (the root filesystem may be read-only).
+    runner = write_runner(tmp_path)
+    assert list(tmp_path.iterdir()) == [runner]
+    assert stat.S_IMODE(runner.stat().st_mode) == 0o755
+    assert runner.read_bytes().startswith(b"#!/usr/bin/env python3\n")
 
 
 def test_bundle_runs_like_the_package(database: Database, tmp_path: Path) -> None:
@@ -62,16 +105,16 @@ _GC_STATE = "import gc; print(gc.isenabled(), gc.get_freeze_count() > 0)"
             id="cli-migrate-freezes-its-imports",
         ),
         pytest.param(
-            "import runpy, sys; sys.argv = ['runner.py', '--help']\n"
+            "import runpy, sys; sys.argv = [PATH, '--help']\n"
             "try: runpy.run_path(PATH, run_name='__main__')\nexcept SystemExit: pass",
             "True True",
-            id="bundle-as-a-script-freezes-its-imports",
+            id="archive-as-a-script-freezes-its-imports",
         ),
         pytest.param(
-            "import importlib.util as u, sys; s = u.spec_from_file_location('r', PATH)\n"
-            "m = sys.modules['r'] = u.module_from_spec(s); s.loader.exec_module(m)",
+            "import sys; sys.path.insert(0, PATH); import alembic_operator.runner.main as m\n"
+            "assert m.__file__.startswith(PATH), m.__file__",
             "True False",
-            id="bundle-imported-as-a-module-leaves-gc-alone",
+            id="archive-imported-as-a-package-leaves-gc-alone",
         ),
     ],
 )
@@ -80,8 +123,7 @@ def test_runner_imports_run_without_gc_then_freeze(
 ) -> None:
     # A one-shot process: its import-time heap is frozen, so no collection (nor the one at
     # exit) walks it again; the collector is on again for the migrations' own garbage.
-    path = tmp_path / "runner.py"
-    path.write_text(build_runner_source())
+    path = write_runner(tmp_path / "runner.py")
     code = f"PATH = {str(path)!r}\n{prelude}\n{_GC_STATE}"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO

@@ -1,8 +1,8 @@
 """Classifies a requested migration before any DDL runs: no-op, upgrade, downgrade or refusal.
 
 Pure functions over the revision graph (built from Alembic's script directory by the runner's
-adapter), the database's current revisions and the resolved target. Embedded into the single-file
-runner: standard library only, no Alembic.
+adapter), the database's current revisions and the resolved target. Embedded in the runner's
+zipapp: standard library only, no Alembic.
 """
 
 from __future__ import annotations

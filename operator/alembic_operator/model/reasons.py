@@ -3,7 +3,7 @@
 Every condition reason, Event reason, status message and ``failures_total{reason}`` label comes
 from :class:`Reason`. The exit codes are the contract between the runner and the Job's
 ``podFailurePolicy``: permanent failures fail the Job at once, retryable ones count against
-``backoffLimit``. Embedded into the single-file runner: standard library only.
+``backoffLimit``. Embedded in the runner's zipapp: standard library only.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The operator reads it back from the pod's termination message, which Kubernetes caps at 4096
 bytes, so :func:`encode_result` always produces valid JSON under the limit: the message is cut
-first (keeping its end), then long revision lists. Embedded into the single-file runner: standard
+first (keeping its end), then long revision lists. Embedded in the runner's zipapp: standard
 library and our other embedded leaves only.
 """
 

@@ -1,6 +1,6 @@
 """The migration runner: what the Job runs (``alembic-operator migrate``, or the embedded file).
 
 Only this package imports Alembic and SQLAlchemy; the operator process never imports it.
-Its modules are concatenated into one self-contained file by :mod:`alembic_operator.bundling`,
-so they import each other only as ``from alembic_operator.x import name``.
+:mod:`alembic_operator.bundling` packs its modules, unchanged, with the few package modules they
+import into one zipapp; whatever they import of ours must be listed there (a test checks it).
 """
