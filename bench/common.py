@@ -95,9 +95,11 @@ def machine_info() -> dict[str, str]:
 
 def machine_line() -> str:
     m = machine_info()
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"{m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, "
-        f"PostgreSQL {m['postgresql']}, Linux {m['kernel']}"
+        f"PostgreSQL {m['postgresql']}, Linux {m['kernel']}; load average (1/5/15 min) at the "
+        f"end: {load}"
     )
 
 
