@@ -18,7 +18,7 @@ from alembic_operator.core.plans import (
     plan_sql,
     render_plan,
 )
-from alembic_operator.model.actions import CreateConfigMap, CreateJob, EventReason
+from alembic_operator.model.actions import CreateConfigMap, CreateJob
 from alembic_operator.model.reasons import Reason
 from alembic_operator.model.results import PlanSummary, RunnerResult, encode_result
 from alembic_operator.model.status import Phase
@@ -84,7 +84,7 @@ def test_approval_required_starts_a_plan_job() -> None:
     )
     settings = runner_settings(created)
     assert (settings.mode, settings.sql_file) == ("plan", "-prefixed")
-    assert [e.reason for e in first.events] == [EventReason.PLAN_STARTED]
+    assert [e.reason for e in first.events] == [Reason.PLAN_STARTED]
 
 
 @pytest.mark.parametrize(
@@ -94,20 +94,20 @@ def test_approval_required_starts_a_plan_job() -> None:
             {"approval": {"required": True}},
             Phase.AWAITING_APPROVAL,
             Reason.APPROVAL_PENDING,
-            EventReason.APPROVAL_PENDING,
+            Reason.APPROVAL_PENDING,
             id="approval",
         ),
         pytest.param(
             {"approval": {"required": True}, "dryRun": True},
             Phase.SUCCEEDED,
             Reason.PLANNED,
-            EventReason.DRY_RUN_PLANNED,
+            Reason.DRY_RUN_PLANNED,
             id="dry-run",
         ),
     ],
 )
 def test_a_finished_plan_is_recorded(
-    spec: dict[str, object], phase: Phase, reason: Reason, event: EventReason
+    spec: dict[str, object], phase: Phase, reason: Reason, event: Reason
 ) -> None:
     m, plan_job, _ = planning(**{k: v for k, v in spec.items() if k != "approval"})
     decision = run(m, seen(plan_job), now=at(5))
@@ -170,15 +170,13 @@ def test_the_right_hash_starts_the_apply_job_pinned_to_the_plan() -> None:
             APPROVE_ANNOTATION,
             "0" * 16,
             Phase.AWAITING_APPROVAL,
-            EventReason.APPROVAL_MISMATCH,
+            Reason.APPROVAL_MISMATCH,
             id="wrong-hash",
         ),
-        pytest.param(
-            REJECT_ANNOTATION, None, Phase.FAILED, EventReason.MIGRATION_FAILED, id="reject"
-        ),
+        pytest.param(REJECT_ANNOTATION, None, Phase.FAILED, Reason.MIGRATION_FAILED, id="reject"),
     ],
 )
-def test_other_annotations(key: str, value: str | None, phase: Phase, reason: EventReason) -> None:
+def test_other_annotations(key: str, value: str | None, phase: Phase, reason: Reason) -> None:
     m, digest = awaiting()
     m = replace(m, annotations={key: value or digest})
     decision = run(m, now=at(10))
@@ -207,7 +205,7 @@ def test_a_plan_outdated_by_a_moved_database_is_rendered_again() -> None:
     decision = run(m, seen(job(apply_job.name, outdated, failed=True)), now=at(12))
     assert decision.status.phase is Phase.PENDING and decision.status.plan is None
     assert decision.requeue_after == 0.0
-    assert [e.reason for e in decision.events] == [EventReason.PLAN_OUTDATED]
+    assert [e.reason for e in decision.events] == [Reason.PLAN_OUTDATED]
     replanned = run(with_status(m, decision.status), now=at(13))
     assert replanned.status.phase is Phase.PLANNING
 

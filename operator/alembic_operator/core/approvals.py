@@ -15,7 +15,6 @@ from alembic_operator.model.actions import (
     Action,
     CreateConfigMap,
     Decision,
-    EventReason,
     PostEvent,
 )
 from alembic_operator.model.migrations import Migration
@@ -57,7 +56,7 @@ def record_plan(migration: Migration, outcome: Outcome, *, now: datetime) -> Dec
     )
     if spec.dry_run:
         message = f"dry run: {shape}; nothing was applied (SQL in ConfigMap {plan.sql_config_map})"
-        phase, reason, event = Phase.SUCCEEDED, Reason.PLANNED, EventReason.DRY_RUN_PLANNED
+        phase, reason, event = Phase.SUCCEEDED, Reason.PLANNED, Reason.DRY_RUN_PLANNED
     else:
         message = (
             f"{shape} awaits approval: kubectl annotate dbm/{ref.name} "
@@ -66,7 +65,7 @@ def record_plan(migration: Migration, outcome: Outcome, *, now: datetime) -> Dec
         phase, reason, event = (
             Phase.AWAITING_APPROVAL,
             Reason.APPROVAL_PENDING,
-            EventReason.APPROVAL_PENDING,
+            Reason.APPROVAL_PENDING,
         )
     new = finished(migration.status, phase, reason, message, now=now, generation=ref.generation)
     new = replace(
@@ -93,7 +92,7 @@ def awaiting_approval(migration: Migration, verdict: Approval, *, now: datetime)
             now=now,
             generation=migration.ref.generation,
         )
-        return Decision(new, (PostEvent(EventReason.MIGRATION_FAILED, message, warning=True),))
+        return Decision(new, (PostEvent(Reason.MIGRATION_FAILED, message, warning=True),))
     if verdict is Approval.MISMATCH:
         message = (
             f"the approve/reject annotation names another plan; the current plan is "
@@ -102,7 +101,7 @@ def awaiting_approval(migration: Migration, verdict: Approval, *, now: datetime)
         if status.message == message:
             return Decision(status)
         new = replace(status, message=message)
-        return Decision(new, (PostEvent(EventReason.APPROVAL_MISMATCH, message, warning=True),))
+        return Decision(new, (PostEvent(Reason.APPROVAL_MISMATCH, message, warning=True),))
     return Decision(status)
 
 
@@ -132,5 +131,5 @@ def plan_outdated(migration: Migration, outcome: Outcome, *, now: datetime) -> D
         now=now,
     )
     new = replace(new, plan=None, message=message)
-    event = PostEvent(EventReason.PLAN_OUTDATED, message, warning=True)
+    event = PostEvent(Reason.PLAN_OUTDATED, message, warning=True)
     return Decision(new, (event,), requeue_after=0.0)

@@ -40,7 +40,6 @@ from alembic_operator.core.transitions import finished, with_phase
 from alembic_operator.model.actions import (
     Decision,
     DeleteJob,
-    EventReason,
     PostEvent,
 )
 from alembic_operator.model.migrations import Migration, MigrationRef
@@ -141,7 +140,7 @@ def reject_invalid(
     new = replace(new, observed_generation=ref.generation, message=message)
     if new == status:
         return Decision(status)
-    return Decision(new, (PostEvent(EventReason.INVALID_SPEC, message, warning=True),))
+    return Decision(new, (PostEvent(Reason.INVALID_SPEC, message, warning=True),))
 
 
 # --- a Job in flight -------------------------------------------------------------------------
@@ -165,7 +164,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
         )
         return Decision(
             new,
-            (PostEvent(EventReason.JOB_DELETED, message, warning=True),),
+            (PostEvent(Reason.JOB_DELETED, message, warning=True),),
             requeue_after=_afterfinished(migration, status.observed_generation),
         )
     outcome = read_outcome(job, runner=migration.spec.runner.type)
@@ -197,7 +196,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
             event = None
         else:
             message = f"{failed}; the Job retries (backoffLimit {limit})"
-            event = PostEvent(EventReason.MIGRATION_RETRYING, message, warning=True)
+            event = PostEvent(Reason.MIGRATION_RETRYING, message, warning=True)
     else:
         # No problem: the start message stands, so a healthy run costs no status patch here.
         message = waiting_problem(job) or start_message(
@@ -258,11 +257,11 @@ def _outcome(
                 finished_at=ended,
             ),
         )
-        event = PostEvent(EventReason.MIGRATION_SUCCEEDED, _success_message(new, outcome))
+        event = PostEvent(Reason.MIGRATION_SUCCEEDED, _success_message(new, outcome))
     else:
         new = replace(new, log_tail=outcome.log_tail)
         event = PostEvent(
-            EventReason.MIGRATION_FAILED,
+            Reason.MIGRATION_FAILED,
             f"{outcome.reason.value}: {outcome.message}",
             warning=True,
         )
@@ -308,4 +307,4 @@ def _settled(migration: Migration, observed: Observation, *, now: datetime) -> D
     if now < expires:
         return Decision(status, requeue_after=(expires - now).total_seconds())
     message = f"deleted the succeeded Job {job.name} (ttlSecondsAfterFinished {ttl})"
-    return Decision(status, (DeleteJob(job.name), PostEvent(EventReason.JOB_CLEANED_UP, message)))
+    return Decision(status, (DeleteJob(job.name), PostEvent(Reason.JOB_CLEANED_UP, message)))
