@@ -39,9 +39,15 @@ async def test_missing_secret_then_created(cluster: Cluster, pg_database: Databa
     assert "Secret 'shop-db' not found" in ready["message"]
     assert condition(status, "Stalled")["status"] == "False"
     assert "shop-db" in status["message"]
-    # Retried with backoff meanwhile, but no Job, and the Event is posted once.
+    # Retried with backoff meanwhile (two more passes), but no Job, and the Event is posted
+    # once. The backoff keeps a retry due within seconds for a while: settled here means no pass
+    # queued or running, whatever the next retry's time.
     jobs, *_, events = await stays(
-        lambda: _waiting(cluster, "shop"), seconds=1.5, what="the waiting migration"
+        cluster,
+        lambda: _waiting(cluster, "shop"),
+        what="the waiting migration",
+        passes=2,
+        horizon=0,
     )
     assert jobs == 0
     assert events == [("SecretNotFound", "Warning")]
