@@ -150,23 +150,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
     status = migration.status
     assert status.job is not None
     if job is None or job.deleting:
-        message = (
-            f"the Job {status.job.name} was deleted before it finished; the migration is not "
-            f"re-run: change the spec or set the {RETRY_ANNOTATION} annotation to run it again"
-        )
-        new = finished(
-            status,
-            Phase.FAILED,
-            Reason.JOB_DELETED,
-            message,
-            now=now,
-            generation=status.observed_generation,
-        )
-        return Decision(
-            new,
-            (PostEvent(Reason.JOB_DELETED, message, warning=True),),
-            requeue_after=_afterfinished(migration, status.observed_generation),
-        )
+        return _job_deleted(migration, status.job.name, now=now)
     outcome = read_outcome(job, runner=migration.spec.runner.type)
     if isinstance(outcome, Outcome) and outcome.succeeded and job.mode == RunMode.PLAN.value:
         if has_changes(outcome):
@@ -183,7 +167,38 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
         return plan_outdated(migration, outcome, now=now)
     if isinstance(outcome, Outcome):
         return _outcome(migration, job, outcome, now=now)
-    if isinstance(outcome, Retrying):
+    return _running(migration, job, outcome, now=now)
+
+
+def _job_deleted(migration: Migration, job_name: str, *, now: datetime) -> Decision:
+    """The Job went away before it finished: failed, not re-run on its own."""
+    status = migration.status
+    message = (
+        f"the Job {job_name} was deleted before it finished; the migration is not "
+        f"re-run: change the spec or set the {RETRY_ANNOTATION} annotation to run it again"
+    )
+    new = finished(
+        status,
+        Phase.FAILED,
+        Reason.JOB_DELETED,
+        message,
+        now=now,
+        generation=status.observed_generation,
+    )
+    return Decision(
+        new,
+        (PostEvent(Reason.JOB_DELETED, message, warning=True),),
+        requeue_after=_afterfinished(migration, status.observed_generation),
+    )
+
+
+def _running(
+    migration: Migration, job: ObservedJob, outcome: Retrying | None, *, now: datetime
+) -> Decision:
+    """The Job still runs: its message says which attempt, a retry, or why its pod waits."""
+    status = migration.status
+    assert status.job is not None
+    if outcome is not None:
         limit = migration.spec.backoff_limit
         failed = (
             f"pod {outcome.failed_pods} of Job {job.name} failed ({outcome.reason.value}): "
