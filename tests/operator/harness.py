@@ -330,30 +330,59 @@ async def stays(
     horizon: float = IDLE_HORIZON_SECONDS,
     within: float = 90,
 ) -> Any:
-    """``probe``'s answer once the operator has settled; fail as soon as it changes before that.
+    """``probe``'s answer once the operator has settled, and still after it settled again.
 
-    "Nothing happens" is tied to the reconciler, not to a fixed window: settled means its queue
-    has nothing queued or running and no timer due within ``horizon`` seconds (a retry with
-    backoff or a resync that comes sooner is waited for), for ``QUIET_SECONDS`` in a row, after
-    at least ``passes`` more reconcile passes (evidence that it did look again).
+    "Nothing happens" is tied to the reconciler, not to a fixed window. Settled: its queue has
+    nothing queued or running and no timer due within ``horizon`` seconds (a retry or resync due
+    sooner is waited for), for ``QUIET_SECONDS`` in a row. The answer is read once the operator
+    has settled (what the test's last change causes has happened: a status and the Events after
+    it), then until it has settled again after at least ``passes`` more reconcile passes
+    (evidence that it looked again); any change in between fails.
     """
+    await _settle(cluster, horizon=horizon, deadline=time.monotonic() + within, what=what)
     first = await probe()
     passes_before = cluster.reconciler_passes()
-    deadline = time.monotonic() + within
+
+    async def unchanged() -> None:
+        now = await probe()
+        assert now == first, f"{what} changed: {first!r} -> {now!r}"
+
+    await _settle(
+        cluster,
+        horizon=horizon,
+        deadline=time.monotonic() + within,
+        what=what,
+        each=unchanged,
+        passes_since=(passes_before, passes),
+    )
+    return first
+
+
+async def _settle(
+    cluster: Cluster,
+    *,
+    horizon: float,
+    deadline: float,
+    what: str,
+    each: Callable[[], Awaitable[None]] | None = None,
+    passes_since: tuple[int, int] = (0, 0),
+) -> None:
+    """Wait until the reconciler is idle (see :func:`stays`), calling ``each`` every 0.1 s."""
     idle_since: float | None = None
     while True:
         await asyncio.sleep(0.1)
-        now = await probe()
-        assert now == first, f"{what} changed: {first!r} -> {now!r}"
+        if each is not None:
+            await each()
         moment = time.monotonic()
-        if cluster.reconciler_busy(within=horizon):
+        before, wanted = passes_since
+        if cluster.reconciler_busy(within=horizon) or cluster.reconciler_passes() - before < wanted:
             idle_since = None
-        elif cluster.reconciler_passes() - passes_before >= passes:
+        else:
             idle_since = moment if idle_since is None else idle_since
             if moment - idle_since >= QUIET_SECONDS:
-                return first
+                return
         if moment > deadline:
-            raise AssertionError(f"the operator did not settle within {within}s ({what})")
+            raise AssertionError(f"the operator did not settle ({what})")
 
 
 def broken_revision(revision: str, down: str, sql: str) -> dict[str, str]:

@@ -72,7 +72,8 @@ async def test_secret_without_the_key(cluster: Cluster, pg_database: Database) -
     assert status["phase"] == "Pending"
     assert "key 'url' not found in Secret 'shop-db'" in status["message"]
     assert "key 'url'" in condition(status, "Ready")["message"]
-    events = await cluster.events("shop")
+    # The Event follows the status write just seen.
+    events = await wait_for(lambda: cluster.events("shop"), what="the SecretNotFound Event")
     assert [(e["reason"], e["type"]) for e in events] == [("SecretNotFound", "Warning")]
     assert "'url'" in events[0]["message"]
     assert await cluster.jobs("shop") == []
