@@ -76,7 +76,10 @@ class WorkQueue:
         self.passes = 0  # finished passes, for observers that wait for the queue to settle
 
     def _clock(self) -> Scheduler:
-        return self._scheduler or asyncio.get_running_loop()
+        # The loop the queue first ran on: busy() may be asked from another thread (the tests').
+        if self._scheduler is None:
+            self._scheduler = asyncio.get_running_loop()
+        return self._scheduler
 
     def trigger(self, key: Key, *, delay: float = 0.0) -> None:
         if not self.leading:
@@ -93,6 +96,7 @@ class WorkQueue:
             self._timers[key] = clock.call_at(due, self._fire, key)
             return
         self._dirty.add(key)
+        self._clock()  # remember the loop
         if key not in self._workers:
             task = asyncio.get_running_loop().create_task(self._run(key), name=f"reconcile {key}")
             self._workers[key] = task
@@ -110,10 +114,11 @@ class WorkQueue:
         """Work is queued or running, or a timer is due within ``within`` seconds."""
         if self._dirty or self._workers:
             return True
-        if not self._timers:
+        timers = list(self._timers.values())  # a copy: the queue's own thread may change it
+        if not timers or self._scheduler is None:
             return False
-        horizon = self._clock().time() + within
-        return any(timer.when() <= horizon for timer in self._timers.values())
+        horizon = self._scheduler.time() + within
+        return any(timer.when() <= horizon for timer in timers)
 
     def resume(self, keys: Iterable[Key] = ()) -> None:
         """Run again: everything triggered while paused, and ``keys``."""
