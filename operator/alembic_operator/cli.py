@@ -71,7 +71,7 @@ def _write_runner(argv: Sequence[str]) -> int:
     return 0
 
 
-def _run(argv: Sequence[str]) -> int:
+def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alembic-operator run", description=SUBCOMMANDS["run"])
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
@@ -113,14 +113,6 @@ def _run(argv: Sequence[str]) -> int:
         help="serve the rollout gate's mutating admission webhook (HTTPS) on PORT (default: off)",
     )
     parser.add_argument(
-        "--webhook-timeout",
-        type=float,
-        default=None,
-        metavar="SEC",
-        help="the webhook configuration's timeoutSeconds (default 5): a Deployment request "
-        "whose migrations cannot be read 1 s before it is refused",
-    )
-    parser.add_argument(
         "--webhook-cert-dir",
         type=Path,
         default=None,
@@ -128,7 +120,20 @@ def _run(argv: Sequence[str]) -> int:
         help="the webhook's tls.crt and tls.key (cert-manager, or a Secret you manage); "
         "default: a CA and certificate the operator creates, rotates and stores in a Secret",
     )
-    webhook = parser.add_argument_group("the webhook's certificate, managed by the operator")
+    parser.add_argument("--resync-seconds", type=float, metavar="SEC", help="the cache policy's "
+                        "period: cached objects nothing confirmed for SEC are read or listed "
+                        "again, a deletion the watch missed ends (default 60)")  # fmt: skip
+    parser.add_argument("-v", "--verbose", action="store_true")
+    _webhook_arguments(parser)
+    _election_arguments(parser)
+    return parser
+
+
+def _webhook_arguments(parser: argparse.ArgumentParser) -> None:
+    webhook = parser.add_argument_group("the webhook: its timeout, its certificate")
+    webhook.add_argument("--webhook-timeout", type=float, metavar="SEC", help="the webhook "
+                         "configuration's timeoutSeconds (default 5): a Deployment request whose "
+                         "migrations cannot be read 1 s before it is refused")  # fmt: skip
     webhook.add_argument("--webhook-secret", metavar="NAME", help="its Secret (default "
                          "alembic-operator-webhook-tls, in the operator's namespace)")  # fmt: skip
     webhook.add_argument("--webhook-service", metavar="NAME", help="the webhook Service whose "
@@ -139,6 +144,9 @@ def _run(argv: Sequence[str]) -> int:
                          help="another DNS name or IP address for it (repeatable)")  # fmt: skip
     webhook.add_argument("--webhook-cert-validity", type=float, metavar="SEC",
                          help="default 1 year; renewed when a third is left")  # fmt: skip
+
+
+def _election_arguments(parser: argparse.ArgumentParser) -> None:
     election = parser.add_argument_group("leader election (a coordination.k8s.io Lease)")
     election.add_argument("--leader-election", action="store_true", help="only the Lease "
                           "holder reconciles; every replica serves the webhook")  # fmt: skip
@@ -147,10 +155,10 @@ def _run(argv: Sequence[str]) -> int:
                           "certificate Secret live (default $POD_NAMESPACE)")  # fmt: skip
     election.add_argument("--identity", metavar="NAME", help="this replica's name in the "
                           "Lease (default $POD_NAME, else host name and process id)")  # fmt: skip
-    parser.add_argument("--resync-seconds", type=float, metavar="SEC", help="the cache policy's "
-                        "period: cached objects nothing confirmed for SEC are read or listed "
-                        "again, a deletion the watch missed ends (default 60)")  # fmt: skip
-    parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def _run(argv: Sequence[str]) -> int:
+    parser = _run_parser()
     args = parser.parse_args(list(argv))
     if args.resync_seconds is not None and not 0 < args.resync_seconds < float("inf"):
         parser.error(f"--resync-seconds {args.resync_seconds}: a positive number of seconds")
@@ -165,6 +173,30 @@ def _run(argv: Sequence[str]) -> int:
     import kopf
 
     import alembic_operator.controller.handlers  # noqa: F401 - registers the handlers
+    from alembic_operator.controller import serving
+
+    _export(args)
+    try:
+        serving.Options.from_env()  # incomplete options fail here, before kopf starts
+    except serving.OptionsError as exc:
+        parser.error(str(exc))
+
+    kopf.configure(verbose=args.verbose)
+    if not args.verbose:
+        # kopf logs "Handler '...' succeeded." for every watch event (every Deployment of the
+        # cluster): noise that costs CPU. Handler failures are warnings and errors: still logged.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    kopf.run(
+        standalone=args.standalone,
+        namespaces=args.namespace,
+        clusterwide=not args.namespace,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> None:
+    """Hand the options to the startup handler, which reads them from the environment."""
     from alembic_operator.controller import serving
     from alembic_operator.controller.caches import RESYNC_ENV
     from alembic_operator.controller.metrics import METRICS_PORT_ENV
@@ -189,23 +221,6 @@ def _run(argv: Sequence[str]) -> int:
     for name, value in values.items():
         if value is not None:
             os.environ[name] = str(value)
-    try:
-        serving.Options.from_env()  # incomplete options fail here, before kopf starts
-    except serving.OptionsError as exc:
-        parser.error(str(exc))
-
-    kopf.configure(verbose=args.verbose)
-    if not args.verbose:
-        # kopf logs "Handler '...' succeeded." for every watch event (every Deployment of the
-        # cluster): noise that costs CPU. Handler failures are warnings and errors: still logged.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    kopf.run(
-        standalone=args.standalone,
-        namespaces=args.namespace,
-        clusterwide=not args.namespace,
-        liveness_endpoint=args.liveness,
-    )
-    return 0
 
 
 def _usage(stream: object) -> None:

@@ -31,6 +31,8 @@ import aiohttp
 import pytest
 import yaml
 
+from alembic_operator.model.reasons import Reason
+from alembic_operator.model.spec import GROUP, VERSION
 from tests.cluster.apiclient import ApiClient
 from tests.cluster.client import Client
 from tests.cluster.controlplane import REPO, SA_ISSUER, ControlPlane, write_kubeconfig
@@ -160,6 +162,31 @@ def namespace_name(nodeid: str) -> str:
     return f"t-{slug}-{digest}{secrets.token_hex(2)}"
 
 
+def foreign_reasons(control_plane: ControlPlane, namespace: str) -> list[str]:
+    """Reasons in this namespace that are not members of the one enum (``Reason``).
+
+    Every Event the operator posted (``source.component`` is ours: on migrations and on gated
+    Deployments) and every condition in a DatabaseMigration's status.
+    """
+    ours = {reason.value for reason in Reason}
+    events = control_plane.request("GET", f"/api/v1/namespaces/{namespace}/events") or {}
+    found = [
+        f"Event {event.get('reason')!r} on {event['involvedObject'].get('name')}"
+        for event in events.get("items", [])
+        if (event.get("source") or {}).get("component") == "alembic-operator"
+        and event.get("reason") not in ours
+    ]
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/databasemigrations"
+    for migration in (control_plane.request("GET", path) or {}).get("items", []):
+        found += [
+            f"condition {condition.get('type')} {condition.get('reason')!r} on "
+            f"{migration['metadata']['name']}"
+            for condition in (migration.get("status") or {}).get("conditions") or []
+            if condition.get("reason") not in ours
+        ]
+    return found
+
+
 def admin_ssl(control_plane: ControlPlane) -> ssl.SSLContext:
     return control_plane.ssl_context()
 
@@ -215,7 +242,11 @@ def operator_identity(control_plane: ControlPlane) -> OperatorIdentity:
 
 @pytest.fixture
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for this test, deleted (without waiting) afterwards."""
+    """A fresh namespace for this test, deleted (without waiting) afterwards.
+
+    On the way out it checks that every reason the operator wrote there (Events, conditions) is
+    a member of the one enum, so each end-to-end test also checks what it made the operator say.
+    """
     name = namespace_name(request.node.nodeid)
     control_plane.request(
         "POST",
@@ -224,8 +255,10 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     )
     try:
         yield name
+        foreign = foreign_reasons(control_plane, name)
     finally:
         control_plane.request("DELETE", f"/api/v1/namespaces/{name}")
+    assert not foreign, f"reasons that are not members of Reason: {foreign}"
 
 
 @pytest.fixture

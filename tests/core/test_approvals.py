@@ -18,7 +18,7 @@ from alembic_operator.core.plans import (
     plan_sql,
     render_plan,
 )
-from alembic_operator.model.actions import CreateConfigMap, CreateJob, EventReason
+from alembic_operator.model.actions import CreateConfigMap, CreateJob
 from alembic_operator.model.reasons import Reason
 from alembic_operator.model.results import PlanSummary, RunnerResult, encode_result
 from alembic_operator.model.status import Phase
@@ -84,7 +84,7 @@ def test_approval_required_starts_a_plan_job() -> None:
     )
     settings = runner_settings(created)
     assert (settings.mode, settings.sql_file) == ("plan", "-prefixed")
-    assert [e.reason for e in first.events] == [EventReason.PLAN_STARTED]
+    assert [e.reason for e in first.events] == [Reason.PLAN_STARTED]
 
 
 @pytest.mark.parametrize(
@@ -94,20 +94,20 @@ def test_approval_required_starts_a_plan_job() -> None:
             {"approval": {"required": True}},
             Phase.AWAITING_APPROVAL,
             Reason.APPROVAL_PENDING,
-            EventReason.APPROVAL_PENDING,
+            Reason.APPROVAL_PENDING,
             id="approval",
         ),
         pytest.param(
             {"approval": {"required": True}, "dryRun": True},
             Phase.SUCCEEDED,
             Reason.PLANNED,
-            EventReason.DRY_RUN_PLANNED,
+            Reason.DRY_RUN_PLANNED,
             id="dry-run",
         ),
     ],
 )
 def test_a_finished_plan_is_recorded(
-    spec: dict[str, object], phase: Phase, reason: Reason, event: EventReason
+    spec: dict[str, object], phase: Phase, reason: Reason, event: Reason
 ) -> None:
     m, plan_job, _ = planning(**{k: v for k, v in spec.items() if k != "approval"})
     decision = run(m, seen(plan_job), now=at(5))
@@ -170,15 +170,13 @@ def test_the_right_hash_starts_the_apply_job_pinned_to_the_plan() -> None:
             APPROVE_ANNOTATION,
             "0" * 16,
             Phase.AWAITING_APPROVAL,
-            EventReason.APPROVAL_MISMATCH,
+            Reason.APPROVAL_MISMATCH,
             id="wrong-hash",
         ),
-        pytest.param(
-            REJECT_ANNOTATION, None, Phase.FAILED, EventReason.MIGRATION_FAILED, id="reject"
-        ),
+        pytest.param(REJECT_ANNOTATION, None, Phase.FAILED, Reason.MIGRATION_FAILED, id="reject"),
     ],
 )
-def test_other_annotations(key: str, value: str | None, phase: Phase, reason: EventReason) -> None:
+def test_other_annotations(key: str, value: str | None, phase: Phase, reason: Reason) -> None:
     m, digest = awaiting()
     m = replace(m, annotations={key: value or digest})
     decision = run(m, now=at(10))
@@ -207,7 +205,7 @@ def test_a_plan_outdated_by_a_moved_database_is_rendered_again() -> None:
     decision = run(m, seen(job(apply_job.name, outdated, failed=True)), now=at(12))
     assert decision.status.phase is Phase.PENDING and decision.status.plan is None
     assert decision.requeue_after == 0.0
-    assert [e.reason for e in decision.events] == [EventReason.PLAN_OUTDATED]
+    assert [e.reason for e in decision.events] == [Reason.PLAN_OUTDATED]
     replanned = run(with_status(m, decision.status), now=at(13))
     assert replanned.status.phase is Phase.PLANNING
 
@@ -370,7 +368,7 @@ def test_an_unreadable_plan_log_is_reported_and_retried(seconds: float, retry: f
     assert ready.reason is Reason.LOGS_UNREADABLE
     assert UNREADABLE in (decision.status.message or "")
     assert "retrying for up to 300s" in (decision.status.message or "")
-    assert [(e.reason, e.warning) for e in decision.events] == [(EventReason.LOGS_UNREADABLE, True)]
+    assert [(e.reason, e.warning) for e in decision.events] == [(Reason.LOGS_UNREADABLE, True)]
     assert not any(isinstance(a, CreateConfigMap) for a in decision.actions)
     assert decision.requeue_after == retry
     # The next look finds the same: no status patch, no second Event.
@@ -388,9 +386,7 @@ def test_an_unreadable_plan_log_fails_after_the_deadline() -> None:
     assert ready.reason is Reason.LOGS_UNREADABLE
     assert "gave up after 300s" in (decision.status.message or "")
     assert "alembic-operator.dev/retry" in (decision.status.message or "")
-    assert [(e.reason, e.warning) for e in decision.events] == [
-        (EventReason.MIGRATION_FAILED, True)
-    ]
+    assert [(e.reason, e.warning) for e in decision.events] == [(Reason.MIGRATION_FAILED, True)]
     assert decision.events[0].message.startswith("LogsUnreadable: ")
     assert decision.requeue_after is None
 
@@ -401,4 +397,4 @@ def test_a_plan_log_readable_again_is_recorded() -> None:
     waiting = run(m, seen(lost), now=at(11))
     decision = run(with_status(m, waiting.status), seen(plan_job), now=at(20))
     assert decision.status.phase is Phase.AWAITING_APPROVAL
-    assert [e.reason for e in decision.events] == [EventReason.APPROVAL_PENDING]
+    assert [e.reason for e in decision.events] == [Reason.APPROVAL_PENDING]

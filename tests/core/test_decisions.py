@@ -26,7 +26,7 @@ from alembic_operator.core.launches import (
     SECRET_BACKOFF_MAX_SECONDS,
     next_job_name,
 )
-from alembic_operator.model.actions import CreateJob, Decision, DeleteJob, EventReason, PostEvent
+from alembic_operator.model.actions import CreateJob, Decision, DeleteJob, PostEvent
 from alembic_operator.model.migrations import Migration
 from alembic_operator.model.observations import Observation, ObservedJob, ObservedPod, SecretState
 from alembic_operator.model.reasons import Reason
@@ -63,7 +63,7 @@ from tests.core.observations import (
 
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
 READY, RECONCILING, STALLED = ConditionType.READY, ConditionType.RECONCILING, ConditionType.STALLED
-E = EventReason
+E = Reason
 
 
 def expect_conditions(
@@ -83,7 +83,7 @@ def assert_phase(status: MigrationStatus, phase: Phase, reason: Reason) -> None:
     assert condition_map(status) == expect_conditions(status, reason, phase=phase)
 
 
-def event_reasons(events: tuple[PostEvent, ...]) -> list[tuple[EventReason, bool]]:
+def event_reasons(events: tuple[PostEvent, ...]) -> list[tuple[Reason, bool]]:
     return [(e.reason, e.warning) for e in events]
 
 

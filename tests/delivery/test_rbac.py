@@ -1,8 +1,9 @@
 """The chart's RBAC against the code: every call the operator makes is granted, nothing more.
 
 The required permissions are derived from the source, not from a hand-kept list:
-- ``controller/kubeapi.py``: every ``self._call(verb, RESOURCE, ..., subresource=...)`` of the
-  adapter (``"get", JOBS`` -> batch jobs get, ``"get", PODS, subresource="log"`` -> pods/log get);
+- ``controller/kubeapi.py`` and its base ``controller/workloadapi.py``: every
+  ``self._call(verb, RESOURCE, ..., subresource=...)`` of the adapter (``"get", JOBS`` -> batch
+  jobs get, ``"get", PODS, subresource="log"`` -> pods/log get);
 - ``controller/handlers.py``: every resource a kopf handler watches (list + watch);
 - ``controller/ownapi.py``: the calls on the operator's own objects (its Lease, its certificate
   Secret, its MutatingWebhookConfiguration), granted by name in the release namespace only.
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alembic_operator.controller import kubeapi, ownapi, transport
+from alembic_operator.controller import kubeapi, ownapi, transport, workloadapi
 from tests.delivery.conftest import VALUE_SETS
 from tests.delivery.tools import REPO, render
 
@@ -81,7 +82,7 @@ def kubeapi_permissions(
 
 def test_only_the_transport_touches_the_session() -> None:
     """Everything reaches the API through ``Transport._call``: nothing bypasses the derivation."""
-    for module in ("kubeapi.py", "ownapi.py", "transport.py"):
+    for module in ("kubeapi.py", "workloadapi.py", "ownapi.py", "transport.py"):
         tree = ast.parse((CONTROLLER / module).read_text())
         for function in ast.walk(tree):
             if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -133,7 +134,8 @@ def kopf_watch_permissions(path: Path = CONTROLLER / "handlers.py") -> set[Permi
 
 
 def required() -> set[Permission]:
-    return kubeapi_permissions() | kopf_watch_permissions()
+    workloads = kubeapi_permissions(CONTROLLER / "workloadapi.py", workloadapi)
+    return kubeapi_permissions() | workloads | kopf_watch_permissions()
 
 
 def own_permissions() -> set[Permission]:
@@ -206,7 +208,7 @@ def test_every_request_goes_through_a_derivable_call(module: str, cls: str) -> N
         ("list", kubeapi.PODS, None, ("", "pods", "list")),
         ("patch", kubeapi.MIGRATIONS, "status", (kubeapi.GROUP, "databasemigrations/status", "patch")),  # noqa: E501
         ("create", kubeapi.EVENTS, None, ("", "events", "create")),
-        ("patch", kubeapi.DEPLOYMENTS, None, ("apps", "deployments", "patch")),
+        ("patch", workloadapi.DEPLOYMENTS, None, ("apps", "deployments", "patch")),
     ],
 )  # fmt: skip
 def test_calls_map_to_permissions(

@@ -24,7 +24,6 @@ from alembic_operator.core.images import parse_image, same_version
 from alembic_operator.model.actions import (
     Decision,
     DeploymentRef,
-    EventReason,
     HoldDeployment,
     PostEvent,
     ReleaseDeployment,
@@ -317,8 +316,8 @@ def test_failure_warns_once_for_deployments_already_held() -> None:
     decision = gate(failed, dep(paused=True, held_by=(NAME,)))
     assert decision.holds == ()
     assert [(e.reason, e.warning) for e in decision.events] == [
-        (EventReason.DEPLOYMENT_HELD, True),
-        (EventReason.ROLLOUT_HELD, True),
+        (Reason.DEPLOYMENT_HELD, True),
+        (Reason.ROLLOUT_HELD, True),
     ]
     assert "failed (LockTimeout)" in decision.events[1].message
     # Once recorded, the same failure reports nothing again.
@@ -354,7 +353,7 @@ def test_release_after_success(
     decision = gate(gated(held=("web",)), seen)
     assert decision.releases == (ReleaseDeployment(seen, remaining, unpause=unpause),)
     assert [(e.reason, e.deployment) for e in decision.events] == [
-        (EventReason.ROLLOUT_RELEASED, DeploymentRef("web", "uid-web")),
+        (Reason.ROLLOUT_RELEASED, DeploymentRef("web", "uid-web")),
     ]
     assert decision.status.gate == GateStatus(held=False, deployments=())
 

@@ -205,7 +205,7 @@ async def test_upgrades_and_first_installs_never_start_a_version_before_its_migr
                     for _, n in failed
                 }
 
-            after = await stays(snapshot, seconds=3.0, what="the failed rounds' pods")
+            after = await stays(cluster, snapshot, what="the failed rounds' pods")
         finally:
             await watcher.stop()
 

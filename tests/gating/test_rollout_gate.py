@@ -77,7 +77,7 @@ async def test_migration_first_holds_then_releases_for_the_new_image(
     await set_image(cluster, "web", "2.0")  # the new template arrives while held
     assert is_held(await controller_saw(cluster, "web"))
     # The real Deployment controller rolls out nothing while paused: the 1.0 pods keep serving.
-    assert await stays(lambda: replica_sets(cluster, "web"), what="web's ReplicaSets") == {
+    assert await stays(cluster, lambda: replica_sets(cluster, "web"), what="web's ReplicaSets") == {
         image("1.0"): 2
     }
     second.set()
@@ -129,7 +129,7 @@ async def test_deployment_first_is_held_by_the_operator_reacting_to_it(
     async def new_replicas() -> int:
         return (await replica_sets(cluster, "web")).get(image("2.0"), 0)
 
-    await stays(new_replicas, what="the 2.0 ReplicaSet's size while held")
+    await stays(cluster, new_replicas, what="the 2.0 ReplicaSet's size while held")
 
     second = cluster.kubelet.hold(job_name_for(created, generation=2, attempt=2), at="start")
     await cluster.patch("shop", {"spec": {"image": image("2.0")}})
@@ -167,7 +167,7 @@ async def test_failure_keeps_deployments_held_with_warnings(
         body = await get_deployment(cluster, "web")
         return body["spec"].get("paused"), held_by(body), await replica_sets(cluster, "web")
 
-    assert await stays(pause_and_holder, seconds=1.5, what="the hold") == (
+    assert await stays(cluster, pause_and_holder, what="the hold") == (
         True,
         "shop",
         {image("1.0"): 2},  # the real controller created no ReplicaSet for 2.0
@@ -215,7 +215,7 @@ async def test_a_user_paused_deployment_is_never_unpaused(
         return body["spec"].get("paused"), held_by(body), await replica_sets(cluster, "web")
 
     # Created paused: the real Deployment controller never made it a ReplicaSet.
-    assert await stays(web_state, seconds=1.0, what="the user's pause") == (True, None, {})
+    assert await stays(cluster, web_state, what="the user's pause") == (True, None, {})
     assert await deployment_events(cluster, "web") == []
 
 
@@ -233,7 +233,7 @@ async def test_a_mismatching_image_stays_held_until_its_migration_succeeds(
     async def still_held() -> bool:
         return is_held(await get_deployment(cluster, "web"))
 
-    assert await stays(still_held, seconds=1.0, what="the hold") is True
+    assert await stays(cluster, still_held, what="the hold") is True
     await wait_gate(cluster, {"held": True, "deployments": ["web"]})
 
     second = cluster.kubelet.hold(job_name_for(created, generation=2, attempt=2), at="start")

@@ -106,7 +106,7 @@ async def test_the_apiserver_holds_a_gated_deployment_in_the_request(
         assert any("rollout held by alembic-operator" in w for w in warnings), warnings
         # ... so the real Deployment controller never makes it a ReplicaSet (no pod starts).
         await controller_saw(cluster, "web")
-        assert await stays(lambda: replica_sets(cluster, "web"), seconds=1.0) == {}
+        assert await stays(cluster, lambda: replica_sets(cluster, "web")) == {}
         # Not gated: stored as sent, rolled out at once.
         other, warnings = await create_deployment_as_user(cluster, deployment("other"))
         assert (other["spec"].get("paused"), held_by(other), warnings) == (None, None, [])
@@ -125,7 +125,7 @@ async def test_the_apiserver_holds_a_gated_deployment_in_the_request(
         updated = await cluster.client.ok("PUT", f"{cluster.DEPLOYMENTS}/web", current)
         assert (updated["spec"]["paused"], held_by(updated)) == (True, "shop")
         await controller_saw(cluster, "web")
-        assert await stays(lambda: replica_sets(cluster, "web"), seconds=1.0) == {image("1.0"): 2}
+        assert await stays(cluster, lambda: replica_sets(cluster, "web")) == {image("1.0"): 2}
         # The operator's reconcile agrees with the admission decision (and adds nothing).
         await wait_gate(cluster, {"held": True, "deployments": ["web"]}, reason="ImageMismatch")
         assert (await cluster.status("shop"))["phase"] == "Succeeded"

@@ -118,7 +118,7 @@ async def test_a_stateful_set_and_a_cron_job_wait_for_a_migration_declared_by_la
             created = await cluster.create(migration("shop", image=image("2.0")))
             held = cluster.kubelet.hold(job_name_for(created), at="start")
             await cluster.wait_phase("shop", "Running")
-            await stays(both_gated, seconds=2.0, what="the gated pods")
+            await stays(cluster, both_gated, what="the gated pods")
 
             held.set()
             await cluster.wait_phase("shop", "Succeeded", within=90)

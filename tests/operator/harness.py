@@ -90,6 +90,7 @@ class Cluster:
     kubeconfig: Path  # the operator's: the chart's ServiceAccount, this namespace, via proxy
     proxy: FaultProxy  # between the operator and the apiserver: faults, request counts
     operator: KopfRunner | None = field(default=None)
+    reconciler: Reconciler | None = field(default=None)  # the running operator's
 
     # --- paths in this test's namespace -----------------------------------------------------
 
@@ -132,9 +133,19 @@ class Cluster:
         assert self.operator is None
         listed_before = {p: self._lists(p) for p in WATCHED}
         args = ["run", "--namespace", self.ns, "--standalone"]
-        self.operator = KopfRunner(
-            args, registry=fresh_registry(webhooks, handlers), settings=fast_settings(), timeout=60
-        )
+        registry = fresh_registry(webhooks, handlers)
+        cluster = self
+
+        class Observed(Reconciler):
+            """The operator's reconciler, kept where :func:`stays` sees whether it is idle."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                cluster.reconciler = self
+
+        # The startup handler builds its reconciler from this module global (reloaded above).
+        handlers.Reconciler = Observed  # type: ignore[misc]
+        self.operator = KopfRunner(args, registry=registry, settings=fast_settings(), timeout=60)
         self.operator.__enter__()
 
         async def ready() -> bool:
@@ -144,6 +155,15 @@ class Cluster:
 
     def _lists(self, plural: str) -> int:
         return self.proxy.count(verb="list", plural=plural)
+
+    def reconciler_busy(self, *, within: float) -> bool:
+        """The operator has work queued or running, or a timer due within ``within`` seconds."""
+        assert self.reconciler is not None, "the operator has not started its reconciler"
+        return self.reconciler.queue.busy(within=within)
+
+    def reconciler_passes(self) -> int:
+        assert self.reconciler is not None, "the operator has not started its reconciler"
+        return self.reconciler.queue.passes
 
     async def stop_operator(self) -> str:
         runner, self.operator = self.operator, None
@@ -297,17 +317,72 @@ async def job_names(cluster: Cluster, name: str) -> list[str]:
     return sorted(j["metadata"]["name"] for j in await cluster.jobs(name))
 
 
+IDLE_HORIZON_SECONDS = 10.0  # a timer due later than this does not keep stays() waiting
+QUIET_SECONDS = 1.0  # idle for this long: the watch events of the test's last change are in
+
+
 async def stays(
-    probe: Callable[[], Awaitable[Any]], *, seconds: float = 2.0, what: str = "state"
+    cluster: Cluster,
+    probe: Callable[[], Awaitable[Any]],
+    *,
+    what: str = "state",
+    passes: int = 0,
+    horizon: float = IDLE_HORIZON_SECONDS,
+    within: float = 90,
 ) -> Any:
-    """Read ``probe`` repeatedly for ``seconds``; fail as soon as its answer changes."""
+    """``probe``'s answer once the operator has settled, and still after it settled again.
+
+    "Nothing happens" is tied to the reconciler, not to a fixed window. Settled: its queue has
+    nothing queued or running and no timer due within ``horizon`` seconds (a retry or resync due
+    sooner is waited for), for ``QUIET_SECONDS`` in a row. The answer is read once the operator
+    has settled (what the test's last change causes has happened: a status and the Events after
+    it), then until it has settled again after at least ``passes`` more reconcile passes
+    (evidence that it looked again); any change in between fails.
+    """
+    await _settle(cluster, horizon=horizon, deadline=time.monotonic() + within, what=what)
     first = await probe()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    passes_before = cluster.reconciler_passes()
+
+    async def unchanged() -> None:
         now = await probe()
         assert now == first, f"{what} changed: {first!r} -> {now!r}"
+
+    await _settle(
+        cluster,
+        horizon=horizon,
+        deadline=time.monotonic() + within,
+        what=what,
+        each=unchanged,
+        passes_since=(passes_before, passes),
+    )
     return first
+
+
+async def _settle(
+    cluster: Cluster,
+    *,
+    horizon: float,
+    deadline: float,
+    what: str,
+    each: Callable[[], Awaitable[None]] | None = None,
+    passes_since: tuple[int, int] = (0, 0),
+) -> None:
+    """Wait until the reconciler is idle (see :func:`stays`), calling ``each`` every 0.1 s."""
+    idle_since: float | None = None
+    while True:
+        await asyncio.sleep(0.1)
+        if each is not None:
+            await each()
+        moment = time.monotonic()
+        before, wanted = passes_since
+        if cluster.reconciler_busy(within=horizon) or cluster.reconciler_passes() - before < wanted:
+            idle_since = None
+        else:
+            idle_since = moment if idle_since is None else idle_since
+            if moment - idle_since >= QUIET_SECONDS:
+                return
+        if moment > deadline:
+            raise AssertionError(f"the operator did not settle ({what})")
 
 
 def broken_revision(revision: str, down: str, sql: str) -> dict[str, str]:

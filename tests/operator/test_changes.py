@@ -61,7 +61,7 @@ async def test_spec_change_mid_run_waits_for_the_running_job(
     changed = await cluster.patch("shop", {"spec": {"revision": "head"}})
     assert changed["metadata"]["generation"] == 2
     jobs, phase, attempts = await stays(
-        lambda: _jobs_and_phase(cluster, "shop"), seconds=1.5, what="the running migration"
+        cluster, lambda: _jobs_and_phase(cluster, "shop"), what="the running migration"
     )
     assert (jobs, phase, attempts) == ([first], "Running", 1)
 
@@ -143,7 +143,7 @@ async def test_retry_annotation_runs_one_more_attempt_per_value(
         "shop", {"metadata": {"annotations": {RETRY: "1", "example.com/note": "touched"}}}
     )
     jobs, phase, attempts = await stays(
-        lambda: _jobs_and_phase(cluster, "shop"), what="the failed migration"
+        cluster, lambda: _jobs_and_phase(cluster, "shop"), what="the failed migration"
     )
     assert (len(jobs), phase, attempts) == (2, "Failed", 2)
     assert pg_database.versions() == {HEAD}
@@ -164,7 +164,7 @@ async def test_suspend_stops_new_jobs_until_resumed(
     status = await wait_for(suspended, what="the migration to report Suspended")
     assert status["phase"] == "Pending"
     jobs, phase, attempts = await stays(
-        lambda: _jobs_and_phase(cluster, "shop"), seconds=1.0, what="the suspended migration"
+        cluster, lambda: _jobs_and_phase(cluster, "shop"), what="the suspended migration"
     )
     assert (jobs, phase) == ([], "Pending")
     assert not attempts
@@ -210,7 +210,7 @@ async def test_ttl_deletes_the_succeeded_job_and_keeps_the_status(
     assert job in cleanup["message"]
     # Nothing reruns once the Job is gone.
     jobs, phase, _ = await stays(
-        lambda: _jobs_and_phase(cluster, "shop"), seconds=1.0, what="the cleaned-up migration"
+        cluster, lambda: _jobs_and_phase(cluster, "shop"), what="the cleaned-up migration"
     )
     assert (jobs, phase) == ([], "Succeeded")
 
@@ -224,7 +224,7 @@ async def test_ttl_keeps_a_failed_job(
     )
     await cluster.wait_phase("shop", "Failed")
     jobs, phase, _ = await stays(
-        lambda: _jobs_and_phase(cluster, "shop"), seconds=2.0, what="the failed migration"
+        cluster, lambda: _jobs_and_phase(cluster, "shop"), what="the failed migration"
     )
     assert (jobs, phase) == ([job_name_for(created)], "Failed")
     assert "JobCleanedUp" not in await reasons_in_order(cluster, "shop")
@@ -240,7 +240,7 @@ async def test_a_retry_annotation_present_before_the_failure_is_not_a_retry(
     status = await _failed_attempt(cluster, "shop", 1)
     assert condition(status, "Ready")["reason"] == "MigrationFailed"
     jobs, phase, attempts = await stays(
-        lambda: _jobs_and_phase(cluster, "shop"), seconds=1.5, what="the failed migration"
+        cluster, lambda: _jobs_and_phase(cluster, "shop"), what="the failed migration"
     )
     assert (len(jobs), phase, attempts) == (1, "Failed", 1)
 

@@ -89,7 +89,7 @@ async def test_broken_revision_fails_permanently(
     assert "MigrationFailed" in failed_event["message"]
 
     jobs_then, pods_then, *_ = await stays(
-        lambda: _settled(cluster, "shop"), what="the failed migration"
+        cluster, lambda: _settled(cluster, "shop"), what="the failed migration"
     )
     assert (len(jobs_then), pods_then) == (1, 1)
 
@@ -174,7 +174,7 @@ async def test_lock_timeout_is_retried_up_to_the_backoff_limit(
     assert reasons.count("MigrationRetrying") == 1
     assert reasons.count("MigrationFailed") == 1
     assert pg_database.versions() == set()  # untouched
-    await stays(lambda: _settled(cluster, "shop"), seconds=1.0, what="the failed migration")
+    await stays(cluster, lambda: _settled(cluster, "shop"), what="the failed migration")
 
 
 async def test_lock_released_between_pods_lets_the_retry_succeed(
@@ -228,5 +228,5 @@ async def test_user_deleting_the_running_job_is_not_rerun(
         return not await cluster.jobs("shop") and not await migration_pods(cluster, "shop")
 
     await wait_for(gone, what="the Job and its pod to be gone")
-    await stays(lambda: _settled(cluster, "shop"), what="the migration after the deletion")
+    await stays(cluster, lambda: _settled(cluster, "shop"), what="the migration after the deletion")
     assert pg_database.versions() == set()  # the held pod never ran

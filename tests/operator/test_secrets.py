@@ -39,9 +39,15 @@ async def test_missing_secret_then_created(cluster: Cluster, pg_database: Databa
     assert "Secret 'shop-db' not found" in ready["message"]
     assert condition(status, "Stalled")["status"] == "False"
     assert "shop-db" in status["message"]
-    # Retried with backoff meanwhile, but no Job, and the Event is posted once.
+    # Retried with backoff meanwhile (two more passes), but no Job, and the Event is posted
+    # once. The backoff keeps a retry due within seconds for a while: settled here means no pass
+    # queued or running, whatever the next retry's time.
     jobs, *_, events = await stays(
-        lambda: _waiting(cluster, "shop"), seconds=1.5, what="the waiting migration"
+        cluster,
+        lambda: _waiting(cluster, "shop"),
+        what="the waiting migration",
+        passes=2,
+        horizon=0,
     )
     assert jobs == 0
     assert events == [("SecretNotFound", "Warning")]
@@ -66,7 +72,8 @@ async def test_secret_without_the_key(cluster: Cluster, pg_database: Database) -
     assert status["phase"] == "Pending"
     assert "key 'url' not found in Secret 'shop-db'" in status["message"]
     assert "key 'url'" in condition(status, "Ready")["message"]
-    events = await cluster.events("shop")
+    # The Event follows the status write just seen.
+    events = await wait_for(lambda: cluster.events("shop"), what="the SecretNotFound Event")
     assert [(e["reason"], e["type"]) for e in events] == [("SecretNotFound", "Warning")]
     assert "'url'" in events[0]["message"]
     assert await cluster.jobs("shop") == []

@@ -31,13 +31,13 @@ from alembic_operator.model.actions import (
     CreateJob,
     Decision,
     DeleteJob,
-    EventReason,
     HoldDeployment,
     PostEvent,
     ReleaseDeployment,
 )
 from alembic_operator.model.migrations import MigrationRef
 from alembic_operator.model.observations import ObservedDeployment
+from alembic_operator.model.reasons import Reason
 from alembic_operator.model.spec import API_VERSION, KIND
 from alembic_operator.model.status import MigrationStatus, status_to_patch
 from alembic_operator.redaction import Redactor
@@ -173,7 +173,7 @@ def _owed(events: Sequence[PostEvent], unreleased: set[str]) -> list[PostEvent]:
         e
         for e in events
         if not (
-            e.reason is EventReason.ROLLOUT_RELEASED
+            e.reason is Reason.ROLLOUT_RELEASED
             and e.deployment is not None
             and e.deployment.name in unreleased
         )

@@ -1,4 +1,5 @@
-"""The Kubernetes adapter: the only module of ours that talks to the Kubernetes API.
+"""The Kubernetes adapter: the only module of ours that talks to the Kubernetes API (with its
+base :mod:`~alembic_operator.controller.workloadapi`, the gate's calls on Deployments and pods).
 
 Every call the operator makes, over :class:`~alembic_operator.controller.transport.Transport`
 (one session, bounded, errors translated): raw JSON in and out (parsing into typed values
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from copy import deepcopy
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -37,11 +38,11 @@ from alembic_operator.controller.caches import (
     version_of,
 )
 from alembic_operator.controller.jobcache import JobCache
+from alembic_operator.controller.workloadapi import WorkloadApi
 from alembic_operator.core.names import event_name
 from alembic_operator.errors import (
     ApiError,
     ApiUnavailable,
-    Conflict,
     NotFound,
 )
 from alembic_operator.model.spec import GROUP, KIND, VERSION
@@ -52,13 +53,10 @@ from alembic_operator.controller.transport import (
     MAX_IN_FLIGHT,
     Credentials,
     Resource,
-    Transport,
 )
 
 PLURAL = "databasemigrations"
 MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 EVENT_MESSAGE_LIMIT = 1024
 COMPONENT = "alembic-operator"
 # Key names of a Secret that exists are reused this long: a burst of migrations sharing one
@@ -73,10 +71,9 @@ PODS = Resource("", "v1", "pods")
 SECRETS = Resource("", "v1", "secrets")
 CONFIG_MAPS = Resource("", "v1", "configmaps")
 EVENTS = Resource("", "v1", "events")
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
 
 
-class KubeApi(Transport):
+class KubeApi(WorkloadApi):
     """The calls the operator makes, as coroutines; :meth:`open`/:meth:`close` the session.
 
     :meth:`open` (in the operator's event loop, e.g. kopf's startup handler) creates the
@@ -299,85 +296,6 @@ class KubeApi(Transport):
         if job_uid is not None:
             self.jobs.pods_listed(namespace, job_name, job_uid=job_uid, items=items, since=since)
         return items
-
-    # --- Deployments (the rollout gate) -----------------------------------------------------
-
-    async def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return dict(
-                await self._call(
-                    "get", DEPLOYMENTS, namespace, name, what=f"get Deployment {namespace}/{name}"
-                )
-            )
-        except NotFound:
-            return None
-
-    async def list_deployments(
-        self, namespace: str, *, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Deployments of ``namespace`` (matching ``label_selector`` when given)."""
-        listed = await self._call(
-            "list",
-            DEPLOYMENTS,
-            namespace,
-            params={"labelSelector": label_selector} if label_selector else None,
-            what=f"list Deployments in {namespace}",
-        )
-        return [dict(item) for item in listed.get("items") or ()]
-
-    async def patch_deployment(
-        self, namespace: str, name: str, operations: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        """JSON patch (RFC 6902); a failed ``test`` operation raises :class:`Conflict`.
-
-        The apiserver answers a patch it cannot apply (a ``test`` that found another value) with
-        422 Invalid and no detail: the holds and releases that send these test what they were
-        decided on, so for them a 422 means "changed meanwhile", like a stale resourceVersion.
-        """
-        try:
-            return dict(
-                await self._call(
-                    "patch",
-                    DEPLOYMENTS,
-                    namespace,
-                    name,
-                    body=operations,
-                    content_type=JSON_PATCH,
-                    what=f"patch Deployment {namespace}/{name}",
-                )
-            )
-        except ApiError as exc:
-            if exc.status == 422:
-                raise Conflict(
-                    f"{exc} (changed meanwhile)", status=422, reason=exc.reason
-                ) from None
-            raise
-
-    # --- pods of gated workloads (the pod gate) ---------------------------------------------
-
-    async def ungate_pod(
-        self, namespace: str, name: str, *, gate: str, annotation: str
-    ) -> dict[str, Any]:
-        """Remove the scheduling gate ``gate`` and the ``annotation`` from a pod.
-
-        A strategic merge patch deletes only this gate from ``spec.schedulingGates`` (others,
-        e.g. another controller's, stay) and needs no resourceVersion.
-        """
-        body = {
-            "metadata": {"annotations": {annotation: None}},
-            "spec": {"schedulingGates": [{"$patch": "delete", "name": gate}]},
-        }
-        return dict(
-            await self._call(
-                "patch",
-                PODS,
-                namespace,
-                name,
-                body=body,
-                content_type=STRATEGIC_PATCH,
-                what=f"remove the scheduling gate of pod {namespace}/{name}",
-            )
-        )
 
     # --- Secrets and Events -----------------------------------------------------------------
 

@@ -1,14 +1,15 @@
 """The reconcile loop: parse -> observe -> decide -> execute, one migration at a time.
 
-A small work queue in front of it: triggers for the same migration coalesce (a burst of watch
-events costs one reconcile, plus one more if something arrived meanwhile), one migration never
-reconciles concurrently with itself, and the core's ``requeue_after`` and API failures schedule
-the next look. Watch events of Jobs and Pods find their migration through the uid label;
-those of Deployments through :class:`~alembic_operator.controller.indexes.GateIndex` (the
-migrations gating them, a view of ``api.migrations``) and their held-by annotation. The caches
-follow the one policy (:mod:`alembic_operator.controller.caches`): :meth:`Reconciler.resync`
-re-lists the namespaces whose migrations nothing confirmed within the period, so a deletion
-the watch missed is released like any other. Right after ``decide`` the rollout gate
+A work queue in front of it (:mod:`~alembic_operator.controller.workqueue`): triggers for the
+same migration coalesce (a burst of watch events costs one reconcile, plus one more if something
+arrived meanwhile), one migration never reconciles concurrently with itself, and the core's
+``requeue_after`` and API failures schedule the next look. Watch events of Jobs and Pods find
+their migration through the uid label; those of Deployments through
+:class:`~alembic_operator.controller.indexes.GateIndex` (the migrations gating them, a view of
+``api.migrations``) and their held-by annotation. The caches follow the one policy
+(:mod:`alembic_operator.controller.caches`): :meth:`Reconciler.resync` re-lists the namespaces
+whose migrations nothing confirmed within the period, so a deletion the watch missed is released
+like any other. Right after ``decide`` the rollout gate
 (:func:`~alembic_operator.core.gates.apply_gate`) adds its holds and releases. A reconcile that
 finds its migration gone releases the Deployments it held (deletion needs no finalizer). Pods
 of gated workloads wait in :class:`~alembic_operator.controller.podgates.PodGates`, checked
@@ -24,13 +25,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from alembic_operator.controller import metrics
 from alembic_operator.controller.caches import Store, key_of, uid_of, version_of
 from alembic_operator.controller.executors import execute, execute_releases
 from alembic_operator.controller.indexes import GateIndex, parse_or_none
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.controller.observers import observe, parse_deployment
 from alembic_operator.controller.podgates import PodGates
+from alembic_operator.controller.workqueue import Key, Scheduler, Stale, WorkQueue, retry_stale
 from alembic_operator.core.decisions import decide, observation_plan, reject_invalid
 from alembic_operator.core.gates import apply_gate, deployment_query, release_deleted
 from alembic_operator.errors import Conflict, OperatorError
@@ -41,9 +42,7 @@ from alembic_operator.model.status import MigrationStatus, parse_status
 
 log = logging.getLogger("alembic_operator.controller")
 
-Key = tuple[str, str]  # (namespace, name)
 CONFLICT_RETRIES = 5
-ERROR_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 def utc_now() -> datetime:
@@ -59,19 +58,17 @@ class Reconciler:
         *,
         runner_image: str,
         clock: Callable[[], datetime] = utc_now,
+        scheduler: Scheduler | None = None,
         leading: bool = True,
     ) -> None:
         self._api = api
-        # Only the leader acts (controller/leadership.py); a standby remembers what it was asked
-        # to reconcile and does it all once it leads.
-        self.leading = leading
-        self._pending: set[Key] = set()
         self._runner_image = runner_image
         self._clock = clock
-        self._dirty: set[Key] = set()
-        self._workers: dict[Key, asyncio.Task[None]] = {}
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
-        self._errors: dict[Key, int] = {}
+        # Only the leader acts (controller/leadership.py); a standby's queue remembers what it
+        # was asked to reconcile and does it all once it leads.
+        self.queue = WorkQueue(
+            lambda key: self.reconcile(*key), scheduler=scheduler, leading=leading
+        )
         self._by_uid: dict[str, Key] = {}
         self.index = GateIndex(api.migrations)
         # Pods of gated workloads wait on the same index; unknown holders are reconciled.
@@ -125,9 +122,7 @@ class Reconciler:
 
     def forget(self, uid: str, key: Key) -> None:
         self._by_uid.pop(uid, None)
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        self.queue.cancel_timer(key)
 
     def trigger_uid(self, uid: str | None) -> None:
         key = self._by_uid.get(uid or "")
@@ -135,118 +130,66 @@ class Reconciler:
             self.trigger(key)
 
     def trigger(self, key: Key, *, delay: float = 0.0) -> None:
-        if not self.leading:
-            self._pending.add(key)
-            return
-        loop = asyncio.get_running_loop()
-        if delay > 0:
-            timer = self._timers.get(key)
-            due = loop.time() + delay
-            if timer is not None and timer.when() <= due:
-                return
-            if timer is not None:
-                timer.cancel()
-            self._timers[key] = loop.call_at(due, self._fire, key)
-            return
-        self._dirty.add(key)
-        if key not in self._workers:
-            self._workers[key] = loop.create_task(self._work(key), name=f"reconcile {key}")
+        self.queue.trigger(key, delay=delay)
 
-    def _fire(self, key: Key) -> None:
-        self._timers.pop(key, None)
-        self.trigger(key)
+    @property
+    def leading(self) -> bool:
+        return self.queue.leading
 
     def activate(self) -> None:
         """This replica leads: reconcile every migration it knows (the last leader's work)."""
-        self.leading = True
-        keys, self._pending = self._pending | set(self._by_uid.values()), set()
-        for key in keys:
-            self.trigger(key)
+        self.queue.resume(self._by_uid.values())
 
     def deactivate(self) -> None:
         """This replica no longer leads: stop at once (in-flight reconciles are cancelled)."""
-        self.leading = False
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        self._pending |= self._dirty | set(self._workers)
-        self._dirty.clear()
-        for task in self._workers.values():
-            task.cancel()
+        self.queue.pause()
 
     async def close(self) -> None:
         await self.pods.close()
-        for timer in self._timers.values():
-            timer.cancel()
-        workers = list(self._workers.values())
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await self.queue.close()
 
     # --- work ------------------------------------------------------------------------------
 
-    async def _work(self, key: Key) -> None:
-        try:
-            while key in self._dirty:
-                self._dirty.discard(key)
-                try:
-                    delay = await self.reconcile(*key)
-                except OperatorError as exc:
-                    metrics.active().reconcile_error(exc)
-                    failures = self._errors.get(key, 0)
-                    self._errors[key] = failures + 1
-                    delay = ERROR_BACKOFF_SECONDS[min(failures, len(ERROR_BACKOFF_SECONDS) - 1)]
-                    log.warning("reconciling %s/%s failed (retry in %gs): %s", *key, delay, exc)
-                except Exception as exc:
-                    metrics.active().reconcile_error(exc)
-                    log.exception("reconciling %s/%s failed unexpectedly", *key)
-                    delay = ERROR_BACKOFF_SECONDS[-1]
-                else:
-                    self._errors.pop(key, None)
-                if delay is not None:
-                    self.trigger(key, delay=delay)
-        finally:
-            self._workers.pop(key, None)
-
     async def reconcile(self, namespace: str, name: str) -> float | None:
         """One pass; returns when to look again (seconds) or ``None``."""
-        for _ in range(CONFLICT_RETRIES):
-            body = await self._api.get_migration(namespace, name)
-            if body is None:
-                await self._release_deleted(namespace, name)
-                return None
-            meta = body.get("metadata") or {}
-            ref = MigrationRef(
-                namespace=namespace,
-                name=name,
-                uid=str(meta.get("uid", "")),
-                generation=int(meta.get("generation") or 1),
+        return await retry_stale(
+            lambda: self._reconcile_once(namespace, name),
+            tries=CONFLICT_RETRIES,
+            what=f"{namespace}/{name}",
+        )
+
+    async def _reconcile_once(self, namespace: str, name: str) -> float | None:
+        body = await self._api.get_migration(namespace, name)
+        if body is None:
+            await self._release_deleted(namespace, name)
+            return None
+        meta = body.get("metadata") or {}
+        ref = MigrationRef(
+            namespace=namespace,
+            name=name,
+            uid=str(meta.get("uid", "")),
+            generation=int(meta.get("generation") or 1),
+        )
+        self.remember(ref.uid, (namespace, name))
+        decision, migration, previous = await self._decide(body, ref)
+        try:
+            done = await execute(
+                self._api,
+                decision,
+                ref=ref,
+                previous=previous,
+                resource_version=str(meta.get("resourceVersion", "")),
             )
-            self.remember(ref.uid, (namespace, name))
-            decision, migration, previous = await self._decide(body, ref)
-            try:
-                done = await execute(
-                    self._api,
-                    decision,
-                    ref=ref,
-                    previous=previous,
-                    resource_version=str(meta.get("resourceVersion", "")),
-                )
-            except Conflict:
-                log.debug("status of %s/%s changed meanwhile: reconciling again", namespace, name)
-                continue
-            if migration is not None and done.version is not None:
-                # api.migrations holds the status just written (the webhook reads it at once).
-                self.pods.check(namespace)  # pods may start once the status allows them
-            if isinstance(done.failure, Conflict):
-                log.debug(
-                    "a Deployment of %s/%s changed meanwhile: reconciling again", namespace, name
-                )
-                continue
-            if done.failure is not None:
-                raise done.failure
-            return decision.requeue_after
-        raise Conflict(f"{namespace}/{name}: status kept changing during {CONFLICT_RETRIES} tries")
+        except Conflict as exc:
+            raise Stale from exc
+        if migration is not None and done.version is not None:
+            # api.migrations holds the status just written (the webhook reads it at once).
+            self.pods.check(namespace)  # pods may start once the status allows them
+        if isinstance(done.failure, Conflict):  # a Deployment changed meanwhile: look again
+            raise Stale from done.failure
+        if done.failure is not None:
+            raise done.failure
+        return decision.requeue_after
 
     async def _decide(
         self, body: dict[str, object], ref: MigrationRef

@@ -20,7 +20,6 @@ from alembic_operator.model.actions import (
     Action,
     CreateConfigMap,
     Decision,
-    EventReason,
     PostEvent,
 )
 from alembic_operator.model.migrations import Migration
@@ -72,7 +71,7 @@ def record_plan(
     )
     if spec.dry_run:
         message = f"dry run: {shape}; nothing was applied (SQL in ConfigMap {plan.sql_config_map})"
-        phase, reason, event = Phase.SUCCEEDED, Reason.PLANNED, EventReason.DRY_RUN_PLANNED
+        phase, reason, event = Phase.SUCCEEDED, Reason.PLANNED, Reason.DRY_RUN_PLANNED
     else:
         message = (
             f"{shape} awaits approval: kubectl annotate dbm/{ref.name} "
@@ -81,7 +80,7 @@ def record_plan(
         phase, reason, event = (
             Phase.AWAITING_APPROVAL,
             Reason.APPROVAL_PENDING,
-            EventReason.APPROVAL_PENDING,
+            Reason.APPROVAL_PENDING,
         )
     new = finished(migration.status, phase, reason, message, now=now, generation=ref.generation)
     new = replace(
@@ -121,7 +120,7 @@ def plan_unreadable(
             status, Phase.FAILED, Reason.LOGS_UNREADABLE, message, now=now, generation=generation
         )
         failed = PostEvent(
-            EventReason.MIGRATION_FAILED, f"{Reason.LOGS_UNREADABLE.value}: {message}", warning=True
+            Reason.MIGRATION_FAILED, f"{Reason.LOGS_UNREADABLE.value}: {message}", warning=True
         )
         return Decision(new, (failed,))
     message = f"{what}; retrying for up to {LOG_READ_DEADLINE_SECONDS:.0f}s after the pod ended"
@@ -139,7 +138,7 @@ def plan_unreadable(
     )
     ready = find_condition(status.conditions, ConditionType.READY)
     first = ready is None or ready.reason is not Reason.LOGS_UNREADABLE
-    event = PostEvent(EventReason.LOGS_UNREADABLE, message, warning=True)
+    event = PostEvent(Reason.LOGS_UNREADABLE, message, warning=True)
     return Decision(replace(new, message=message), (event,) if first else (), requeue_after=retry)
 
 
@@ -156,7 +155,7 @@ def awaiting_approval(migration: Migration, verdict: Approval, *, now: datetime)
             now=now,
             generation=migration.ref.generation,
         )
-        return Decision(new, (PostEvent(EventReason.MIGRATION_FAILED, message, warning=True),))
+        return Decision(new, (PostEvent(Reason.MIGRATION_FAILED, message, warning=True),))
     if verdict is Approval.MISMATCH:
         message = (
             f"the approve/reject annotation names another plan; the current plan is "
@@ -165,7 +164,7 @@ def awaiting_approval(migration: Migration, verdict: Approval, *, now: datetime)
         if status.message == message:
             return Decision(status)
         new = replace(status, message=message)
-        return Decision(new, (PostEvent(EventReason.APPROVAL_MISMATCH, message, warning=True),))
+        return Decision(new, (PostEvent(Reason.APPROVAL_MISMATCH, message, warning=True),))
     return Decision(status)
 
 
@@ -195,5 +194,5 @@ def plan_outdated(migration: Migration, outcome: Outcome, *, now: datetime) -> D
         now=now,
     )
     new = replace(new, plan=None, message=message)
-    event = PostEvent(EventReason.PLAN_OUTDATED, message, warning=True)
+    event = PostEvent(Reason.PLAN_OUTDATED, message, warning=True)
     return Decision(new, (event,), requeue_after=0.0)

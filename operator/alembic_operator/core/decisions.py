@@ -40,7 +40,6 @@ from alembic_operator.core.transitions import finished, with_phase
 from alembic_operator.model.actions import (
     Decision,
     DeleteJob,
-    EventReason,
     PostEvent,
 )
 from alembic_operator.model.migrations import Migration, MigrationRef
@@ -141,7 +140,7 @@ def reject_invalid(
     new = replace(new, observed_generation=ref.generation, message=message)
     if new == status:
         return Decision(status)
-    return Decision(new, (PostEvent(EventReason.INVALID_SPEC, message, warning=True),))
+    return Decision(new, (PostEvent(Reason.INVALID_SPEC, message, warning=True),))
 
 
 # --- a Job in flight -------------------------------------------------------------------------
@@ -151,23 +150,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
     status = migration.status
     assert status.job is not None
     if job is None or job.deleting:
-        message = (
-            f"the Job {status.job.name} was deleted before it finished; the migration is not "
-            f"re-run: change the spec or set the {RETRY_ANNOTATION} annotation to run it again"
-        )
-        new = finished(
-            status,
-            Phase.FAILED,
-            Reason.JOB_DELETED,
-            message,
-            now=now,
-            generation=status.observed_generation,
-        )
-        return Decision(
-            new,
-            (PostEvent(EventReason.JOB_DELETED, message, warning=True),),
-            requeue_after=_afterfinished(migration, status.observed_generation),
-        )
+        return _job_deleted(migration, status.job.name, now=now)
     outcome = read_outcome(job, runner=migration.spec.runner.type)
     if isinstance(outcome, Outcome) and outcome.succeeded and job.mode == RunMode.PLAN.value:
         if has_changes(outcome):
@@ -184,7 +167,38 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
         return plan_outdated(migration, outcome, now=now)
     if isinstance(outcome, Outcome):
         return _outcome(migration, job, outcome, now=now)
-    if isinstance(outcome, Retrying):
+    return _running(migration, job, outcome, now=now)
+
+
+def _job_deleted(migration: Migration, job_name: str, *, now: datetime) -> Decision:
+    """The Job went away before it finished: failed, not re-run on its own."""
+    status = migration.status
+    message = (
+        f"the Job {job_name} was deleted before it finished; the migration is not "
+        f"re-run: change the spec or set the {RETRY_ANNOTATION} annotation to run it again"
+    )
+    new = finished(
+        status,
+        Phase.FAILED,
+        Reason.JOB_DELETED,
+        message,
+        now=now,
+        generation=status.observed_generation,
+    )
+    return Decision(
+        new,
+        (PostEvent(Reason.JOB_DELETED, message, warning=True),),
+        requeue_after=_afterfinished(migration, status.observed_generation),
+    )
+
+
+def _running(
+    migration: Migration, job: ObservedJob, outcome: Retrying | None, *, now: datetime
+) -> Decision:
+    """The Job still runs: its message says which attempt, a retry, or why its pod waits."""
+    status = migration.status
+    assert status.job is not None
+    if outcome is not None:
         limit = migration.spec.backoff_limit
         failed = (
             f"pod {outcome.failed_pods} of Job {job.name} failed ({outcome.reason.value}): "
@@ -197,7 +211,7 @@ def _track(migration: Migration, job: ObservedJob | None, *, now: datetime) -> D
             event = None
         else:
             message = f"{failed}; the Job retries (backoffLimit {limit})"
-            event = PostEvent(EventReason.MIGRATION_RETRYING, message, warning=True)
+            event = PostEvent(Reason.MIGRATION_RETRYING, message, warning=True)
     else:
         # No problem: the start message stands, so a healthy run costs no status patch here.
         message = waiting_problem(job) or start_message(
@@ -258,11 +272,11 @@ def _outcome(
                 finished_at=ended,
             ),
         )
-        event = PostEvent(EventReason.MIGRATION_SUCCEEDED, _success_message(new, outcome))
+        event = PostEvent(Reason.MIGRATION_SUCCEEDED, _success_message(new, outcome))
     else:
         new = replace(new, log_tail=outcome.log_tail)
         event = PostEvent(
-            EventReason.MIGRATION_FAILED,
+            Reason.MIGRATION_FAILED,
             f"{outcome.reason.value}: {outcome.message}",
             warning=True,
         )
@@ -308,4 +322,4 @@ def _settled(migration: Migration, observed: Observation, *, now: datetime) -> D
     if now < expires:
         return Decision(status, requeue_after=(expires - now).total_seconds())
     message = f"deleted the succeeded Job {job.name} (ttlSecondsAfterFinished {ttl})"
-    return Decision(status, (DeleteJob(job.name), PostEvent(EventReason.JOB_CLEANED_UP, message)))
+    return Decision(status, (DeleteJob(job.name), PostEvent(Reason.JOB_CLEANED_UP, message)))

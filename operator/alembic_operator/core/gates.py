@@ -31,7 +31,6 @@ from alembic_operator.model.actions import (
     Action,
     Decision,
     DeploymentRef,
-    EventReason,
     HoldDeployment,
     PostEvent,
     ReleaseDeployment,
@@ -274,14 +273,14 @@ def _hold_events(
             verb = "holding" if newly else "still holding"
             events.append(
                 PostEvent(
-                    EventReason.DEPLOYMENT_HELD,
+                    Reason.DEPLOYMENT_HELD,
                     f"{verb} Deployment {d.name}: {v.message}",
                     warning=True,
                 )
             )
         events.append(
             PostEvent(
-                EventReason.ROLLOUT_HELD,
+                Reason.ROLLOUT_HELD,
                 f"held by DatabaseMigration {migration.ref.name} (spec.paused): {v.message}",
                 warning=v.failure,
                 deployment=DeploymentRef(d.name, d.uid),
@@ -350,7 +349,7 @@ def _release(d: ObservedDeployment, migration: str, *, how: str) -> tuple[Action
     return (
         ReleaseDeployment(d, rest, unpause=not rest),
         PostEvent(
-            EventReason.ROLLOUT_RELEASED,
+            Reason.ROLLOUT_RELEASED,
             f"released{how}{still}",
             deployment=DeploymentRef(d.name, d.uid),
         ),

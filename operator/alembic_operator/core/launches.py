@@ -14,7 +14,7 @@ from alembic_operator.core.conditions import find_condition
 from alembic_operator.core.invocation import RunMode
 from alembic_operator.core.jobs import build_job, job_name
 from alembic_operator.core.transitions import finished, with_phase
-from alembic_operator.model.actions import Action, CreateJob, Decision, EventReason, PostEvent
+from alembic_operator.model.actions import Action, CreateJob, Decision, PostEvent
 from alembic_operator.model.migrations import Migration
 from alembic_operator.model.observations import Observation, ObservedJob, SecretState
 from alembic_operator.model.reasons import Reason
@@ -65,7 +65,7 @@ def start_job(
             message=message,
             observed_generation=ref.generation,
         )
-        return Decision(new, (PostEvent(EventReason.SUSPENDED, message),))
+        return Decision(new, (PostEvent(Reason.SUSPENDED, message),))
     attempt = status.attempts + 1
     name = next_job_name(migration, mode)
     # Every start consumes the annotation's current value: only a value set after this start
@@ -85,7 +85,7 @@ def start_job(
     job = build_job(
         migration, runner_image=runner_image, attempt=attempt, mode=mode, approved=approved
     )
-    event = EventReason.PLAN_STARTED if planning else EventReason.MIGRATION_STARTED
+    event = Reason.PLAN_STARTED if planning else Reason.MIGRATION_STARTED
     actions: tuple[Action, ...] = (CreateJob(job), PostEvent(event, message))
     return Decision(new, actions, requeue_after=RUNNING_RESYNC_SECONDS)
 
@@ -121,7 +121,7 @@ def adopt_job(
             now=now,
             generation=migration.ref.generation,
         )
-        return Decision(new, (PostEvent(EventReason.MIGRATION_FAILED, message, warning=True),))
+        return Decision(new, (PostEvent(Reason.MIGRATION_FAILED, message, warning=True),))
     message = f"adopted the existing Job {job.name} (attempt {attempt})"
     new = running(
         migration,
@@ -132,7 +132,7 @@ def adopt_job(
         mode=mode,
     )
     # Look again at once: the adopted Job may already have finished.
-    return Decision(new, (PostEvent(EventReason.JOB_ADOPTED, message),), requeue_after=0.0)
+    return Decision(new, (PostEvent(Reason.JOB_ADOPTED, message),), requeue_after=0.0)
 
 
 def running(
@@ -201,5 +201,5 @@ def secret_missing(migration: Migration, state: SecretState | None, *, now: date
         target_revision=spec.revision,
     )
     return Decision(
-        new, (PostEvent(EventReason.SECRET_NOT_FOUND, message, warning=True),), requeue_after=delay
+        new, (PostEvent(Reason.SECRET_NOT_FOUND, message, warning=True),), requeue_after=delay
     )

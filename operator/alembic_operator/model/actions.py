@@ -1,45 +1,18 @@
 """What the operator decided to do, as data: the executor performs these, nothing else does.
 
-Must not: do I/O or import Kubernetes libraries. Events carry reasons from :class:`EventReason`;
-failures in their message name a :class:`~alembic_operator.model.reasons.Reason`.
+Must not: do I/O or import Kubernetes libraries. Events carry a reason from the one enum,
+:class:`~alembic_operator.model.reasons.Reason`.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from alembic_operator.model.observations import ObservedDeployment
+from alembic_operator.model.reasons import Reason
 from alembic_operator.model.status import MigrationStatus
-
-
-class EventReason(enum.StrEnum):
-    """Reasons of the Kubernetes Events posted on a DatabaseMigration."""
-
-    MIGRATION_STARTED = "MigrationStarted"
-    MIGRATION_SUCCEEDED = "MigrationSucceeded"
-    MIGRATION_FAILED = "MigrationFailed"
-    MIGRATION_RETRYING = "MigrationRetrying"
-    JOB_ADOPTED = "JobAdopted"
-    JOB_DELETED = "JobDeleted"
-    JOB_CLEANED_UP = "JobCleanedUp"
-    SECRET_NOT_FOUND = "SecretNotFound"
-    SUSPENDED = "Suspended"
-    INVALID_SPEC = "InvalidSpec"
-    # The rollout gate: a Warning on the migration when its failure keeps a Deployment held ...
-    DEPLOYMENT_HELD = "DeploymentHeld"
-    # ... and on the Deployment, for every hold and release.
-    ROLLOUT_HELD = "RolloutHeld"
-    ROLLOUT_RELEASED = "RolloutReleased"
-    PLAN_STARTED = "PlanStarted"
-    APPROVAL_PENDING = "ApprovalPending"
-    APPROVAL_MISMATCH = "ApprovalMismatch"
-    DRY_RUN_PLANNED = "DryRunPlanned"
-    PLAN_OUTDATED = "PlanOutdated"
-    # A finished plan pod's log (its SQL) cannot be read: retried for a while, then Failed.
-    LOGS_UNREADABLE = "LogsUnreadable"
 
 
 @dataclass(frozen=True)
@@ -114,7 +87,7 @@ class ReleaseDeployment:
 class PostEvent:
     """An Event on the migration (or on ``deployment``), posted after the status was written."""
 
-    reason: EventReason
+    reason: Reason
     message: str
     warning: bool = False
     deployment: DeploymentRef | None = None

@@ -1,9 +1,10 @@
 """The one enum of reasons, and the runner's exit codes.
 
 Every condition reason, Event reason, status message and ``failures_total{reason}`` label comes
-from :class:`Reason`. The exit codes are the contract between the runner and the Job's
-``podFailurePolicy``: permanent failures fail the Job at once, retryable ones count against
-``backoffLimit``. Embedded in the runner's zipapp: standard library only.
+from :class:`Reason`; there is no second enum (an Event's reason is a member too). The exit
+codes are the contract between the runner and the Job's ``podFailurePolicy``: permanent failures
+fail the Job at once, retryable ones count against ``backoffLimit``. Embedded in the runner's
+zipapp: standard library only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import enum
 class Reason(str, enum.Enum):
     """Why a migration is where it is (kstatus condition reasons, Event reasons, metric labels)."""
 
-    # Progress and success.
+    # Progress and success (conditions; ApprovalPending and Suspended are Events too).
     PENDING = "Pending"
     JOB_RUNNING = "JobRunning"
     APPLIED = "Applied"
@@ -22,6 +23,21 @@ class Reason(str, enum.Enum):
     PLANNED = "Planned"
     APPROVAL_PENDING = "ApprovalPending"
     SUSPENDED = "Suspended"
+    # What happened: only Events carry these (on the migration, or on a gated Deployment).
+    MIGRATION_STARTED = "MigrationStarted"
+    MIGRATION_SUCCEEDED = "MigrationSucceeded"
+    MIGRATION_RETRYING = "MigrationRetrying"
+    JOB_ADOPTED = "JobAdopted"
+    JOB_CLEANED_UP = "JobCleanedUp"
+    INVALID_SPEC = "InvalidSpec"
+    PLAN_STARTED = "PlanStarted"
+    APPROVAL_MISMATCH = "ApprovalMismatch"
+    DRY_RUN_PLANNED = "DryRunPlanned"
+    # A Warning on the migration when its failure keeps a Deployment held ...
+    DEPLOYMENT_HELD = "DeploymentHeld"
+    # ... and on the Deployment, for every hold and release.
+    ROLLOUT_HELD = "RolloutHeld"
+    ROLLOUT_RELEASED = "RolloutReleased"
     # The rollout gate (the DeploymentsHeld condition; see core/gates.py).
     AWAITING_MIGRATION = "AwaitingMigration"
     IMAGE_MISMATCH = "ImageMismatch"

@@ -316,6 +316,29 @@ def _plan(
     return replace(base, reason=Reason.PLANNED, plan=summary, message=f"plan: {assessment.message}")
 
 
+def _run_failure(
+    result: RunnerResult,
+    error: BaseException,
+    *,
+    first_missing: str | None,
+    after: tuple[str, ...],
+) -> RunnerResult:
+    """The result of a run that raised: which revision failed and where the database is."""
+    where = "the migration failed"
+    reason = classify_error(error, connecting=False)
+    if isinstance(error, RunnerFailure):  # the lock check stopped it
+        reason = error.reason
+        where = f"stopped before revision {first_missing}" if first_missing else where
+    elif first_missing:
+        where = f"revision {first_missing} failed"
+    return replace(
+        result,
+        reason=reason,
+        failed_revision=first_missing,
+        message=f"{where}; database left at {', '.join(after) or 'base'}: {describe(error)}",
+    )
+
+
 def _apply(
     settings: RunnerSettings,
     *,
@@ -358,19 +381,7 @@ def _apply(
     done, first_missing = progress(assessment, graph, after=after)
     result = replace(base, to_revisions=after, applied_revisions=done)
     if error is not None:
-        where = "the migration failed"
-        reason = classify_error(error, connecting=False)
-        if isinstance(error, RunnerFailure):  # the lock check stopped it
-            reason = error.reason
-            where = f"stopped before revision {first_missing}" if first_missing else where
-        elif first_missing:
-            where = f"revision {first_missing} failed"
-        return replace(
-            result,
-            reason=reason,
-            failed_revision=first_missing,
-            message=f"{where}; database left at {', '.join(after) or 'base'}: {describe(error)}",
-        )
+        return _run_failure(result, error, first_missing=first_missing, after=after)
     if not is_at_target(assessment, graph, after=after, target=target):
         return replace(
             result,

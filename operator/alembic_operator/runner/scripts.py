@@ -235,11 +235,21 @@ def migrate_online(
         steps = _steps(scripts, run.direction, destination, heads)
         return _then_read_heads(steps, context, run, before_step)
 
+    run.error = _run_env(cfg, scripts, destination=destination, fn=migrations)
+    if internal:
+        raise internal[0]
+    return run
+
+
+def _run_env(
+    cfg: Config, scripts: ScriptDirectory, *, destination: str, fn: Callable[..., Any]
+) -> BaseException | None:
+    """Run the application's env.py once with ``fn`` as its migration function; its error."""
     try:
         with EnvironmentContext(
             cfg,
             scripts,
-            fn=migrations,
+            fn=fn,
             as_sql=False,
             starting_rev=None,
             destination_rev=destination,
@@ -248,10 +258,8 @@ def migrate_online(
         ):
             scripts.run_env()
     except (Exception, SystemExit) as exc:  # sys.exit() in a revision is a failure, not an end
-        run.error = exc
-    if internal:
-        raise internal[0]
-    return run
+        return exc
+    return None
 
 
 def _steps(

@@ -90,6 +90,22 @@ def _parser() -> argparse.ArgumentParser:
         help="extra argument for env.py (context.get_x_argument), repeatable",
     )
     p.add_argument("--allow-downgrade", action="store_true", default=None)
+    _lock_arguments(p)
+    _plan_check_arguments(p)
+    p.add_argument(
+        "--args-only",
+        action="store_true",
+        help="read no ALEMBIC_OPERATOR_* environment variable: settings come from flags only "
+        "(DATABASE_URL is still read from the environment)",
+    )
+    p.add_argument("--termination-message-path", metavar="PATH")
+    p.add_argument(
+        "--sql-file", metavar="PATH", help="plan mode: write the offline SQL here instead of stdout"
+    )
+    return p
+
+
+def _lock_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lock", choices=("advisory", "none"))
     p.add_argument("--lock-name", help="advisory lock name (default: alembic-operator)")
     p.add_argument(
@@ -109,6 +125,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="PostgreSQL statement_timeout for the migration's sessions",
     )
+
+
+def _plan_check_arguments(p: argparse.ArgumentParser) -> None:
+    """What an approved plan pins: the apply Job refuses to run anything else."""
     p.add_argument(
         "--expect-revisions",
         metavar="REVS",
@@ -127,17 +147,6 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse (PlanOutdated) unless the offline SQL of the revisions to run has this "
         "sha256 (the approved plan's sqlSha256)",
     )
-    p.add_argument(
-        "--args-only",
-        action="store_true",
-        help="read no ALEMBIC_OPERATOR_* environment variable: settings come from flags only "
-        "(DATABASE_URL is still read from the environment)",
-    )
-    p.add_argument("--termination-message-path", metavar="PATH")
-    p.add_argument(
-        "--sql-file", metavar="PATH", help="plan mode: write the offline SQL here instead of stdout"
-    )
-    return p
 
 
 def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> RunnerSettings:
