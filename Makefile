@@ -42,6 +42,8 @@ clean:
 ## bench: the benchmarks (not part of `make test`); results go to docs/benchmarks.md.
 .PHONY: bench
 bench: $(BIN)/.installed
+	scripts/tools.sh $(VENV)
+	scripts/cluster-deps.sh
 	bench/run_all.sh
 
 ## image: the operator and example app images without Docker or a registry (root, Debian 12;
