@@ -48,7 +48,14 @@ from tests.cluster.apiclient import ApiClient, KubeletApiError, pod_path
 from tests.cluster.controlplane import free_port
 from tests.cluster.pki import CertificateAuthority
 from tests.cluster.podman import LocalImage, empty_dir
-from tests.cluster.podnet import IpPool, PodNetwork, PodSandbox, container_ports, fixed_mounts
+from tests.cluster.podnet import (
+    IpPool,
+    PodNetwork,
+    PodSandbox,
+    check_available,
+    container_ports,
+    fixed_mounts,
+)
 from tests.cluster.processes import (
     ConfigError,
     ImageSpec,
@@ -200,6 +207,8 @@ class TestKubelet:
         its own network namespace, IP and ServiceAccount token (:mod:`.podnet`; process mode)."""
         if network is not None and runtime != "processes":
             raise ValueError("a PodNetwork is for process mode only")
+        if network is not None:
+            check_available()
         self.network = network
         self._ips = IpPool()
         self.api = api

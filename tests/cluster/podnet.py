@@ -34,6 +34,7 @@ import dataclasses
 import errno
 import os
 import random
+import shutil
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -72,6 +73,16 @@ class PodNetwork:
             "KUBERNETES_SERVICE_PORT_HTTPS": port,
             "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}",
         }
+
+
+def check_available() -> None:
+    """Fail loudly (never skip) where pod networks cannot work: not root, or a tool missing."""
+    missing = [tool for tool in ("unshare", "nsenter", "ip") if shutil.which(tool) is None]
+    if missing or os.geteuid() != 0:
+        raise RuntimeError(
+            "pod networks (PodNetwork) need root and util-linux's unshare/nsenter and iproute2's "
+            f"ip (missing: {', '.join(missing) or 'root'}): apt-get install -y util-linux iproute2"
+        )
 
 
 def socket_in(namespace_fd: int) -> socket.socket:
