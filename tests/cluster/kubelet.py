@@ -14,9 +14,14 @@ Test-only. It plays the two parts a real cluster has that the control plane here
   grace 0, as a kubelet finishes a graceful deletion), and **serves container logs** on its
   HTTPS endpoint, so ``pods/log`` and ``kubectl logs`` work through the apiserver.
 
+With ``network=PodNetwork(...)`` (process mode) every pod gets its own network namespace, pod
+IP, ServiceAccount token and ``KUBERNETES_SERVICE_*`` (:mod:`.podnet`): an operator runs from its
+chart as in a cluster. Without it, every pod shares the host's network and reports 127.0.0.1.
+
 Job, ReplicaSet and Deployment logic is not here: the real controllers run in
 kube-controller-manager. Simplifications: probes are not run (a running container is ready);
-only ``emptyDir`` volumes get content (other volumes are empty folders); in process mode
+only ``emptyDir`` volumes get content (other volumes are empty folders; with a
+:class:`~.podnet.PodNetwork`, ``projected`` ones too: the ServiceAccount token); in process mode
 ``securityContext`` is not enforced (container mode enforces it); resources are not limited.
 
 :meth:`TestKubelet.hold` stops pods of a Job (or a pod name) at a point — before any container
@@ -38,10 +43,19 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.cluster import projected
 from tests.cluster.apiclient import ApiClient, KubeletApiError, pod_path
 from tests.cluster.controlplane import free_port
 from tests.cluster.pki import CertificateAuthority
 from tests.cluster.podman import LocalImage, empty_dir
+from tests.cluster.podnet import (
+    IpPool,
+    PodNetwork,
+    PodSandbox,
+    check_available,
+    container_ports,
+    fixed_mounts,
+)
 from tests.cluster.processes import (
     ConfigError,
     ImageSpec,
@@ -104,6 +118,8 @@ class PodRun:
     start_time: str = dataclasses.field(default_factory=now)
     mounts: dict[str, Path] = dataclasses.field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    ip: str = "127.0.0.1"  # "" until a pod network's sandbox has one
+    sandbox: PodSandbox | None = None
 
     @property
     def namespace(self) -> str:
@@ -141,12 +157,13 @@ class PodRun:
             ],
             "hostIP": "127.0.0.1",
             "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": "127.0.0.1",
-            "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.start_time,
             "containerStatuses": [dict(s) for s in self.statuses],
-            "qosClass": "BestEffort",
+            # The apiserver sets it at creation and refuses any other value (resources decide it).
+            "qosClass": (self.pod.get("status") or {}).get("qosClass") or "BestEffort",
         }
+        if self.ip:
+            body.update(podIP=self.ip, podIPs=[{"ip": self.ip}])
         if self.init_statuses:
             body["initContainerStatuses"] = [dict(s) for s in self.init_statuses]
         return body
@@ -183,9 +200,17 @@ class TestKubelet:
         namespace: str | None = None,
         max_grace: float = 5.0,
         runtime: Runtime = "processes",
+        network: PodNetwork | None = None,
     ) -> None:
         """``images``: image reference -> :class:`ImageSpec` (a local folder; process mode) or
-        :class:`LocalImage` (a real local image; ``runtime="podman"``)."""
+        :class:`LocalImage` (a real local image; ``runtime="podman"``). ``network``: every pod
+        its own network namespace, IP and ServiceAccount token (:mod:`.podnet`; process mode)."""
+        if network is not None and runtime != "processes":
+            raise ValueError("a PodNetwork is for process mode only")
+        if network is not None:
+            check_available()
+        self.network = network
+        self._ips = IpPool()
         self.api = api
         self.node = node
         self.images: dict[str, ImageSpec | LocalImage] = dict(images)
@@ -409,7 +434,7 @@ class TestKubelet:
             self._spawn(self._finish_deletion(pod), f"delete {meta['name']}")
             return
         directory = self.workdir / meta["namespace"] / f"{meta['name']}-{uid[:8]}"
-        run = PodRun(pod=pod, directory=directory)
+        run = PodRun(pod=pod, directory=directory, ip="" if self.network else "127.0.0.1")
         self._pods[uid] = run
         run.task = asyncio.create_task(self._run_pod(run), name=f"pod {meta['name']}")
 
@@ -471,6 +496,8 @@ class TestKubelet:
             if hold is not None:
                 await self._until(run, hold.wait())
             self._make_volumes(run)
+            if self.network is not None:
+                await self._sandbox(run, self.network)
             for index, container in enumerate(init_containers):
                 code = await self._run_restarting(run, container, index, init=True)
                 if code != 0:
@@ -505,6 +532,8 @@ class TestKubelet:
             raise
         finally:
             self._pods.pop(run.pod["metadata"]["uid"], None)
+            if run.sandbox is not None:
+                await asyncio.shield(run.sandbox.close())
 
     async def _until(self, run: PodRun, awaitable: Any) -> Any:
         """Await ``awaitable`` unless the pod is deleted first (then raise :class:`Deleted`)."""
@@ -560,6 +589,34 @@ class TestKubelet:
         (run.directory / "logs").mkdir(parents=True, exist_ok=True)
         (run.directory / "termination").mkdir(parents=True, exist_ok=True)
 
+    async def _sandbox(self, run: PodRun, network: PodNetwork) -> None:
+        """Fill the projected volumes (ServiceAccount token), then make the pod's namespaces."""
+        for volume in run.spec.get("volumes") or []:
+            while True:
+                try:
+                    await projected.fill(
+                        volume,
+                        run.mounts[str(volume["name"])],
+                        run.pod,
+                        request=self._post,
+                        lookup=self._lookup,
+                        pod_ip=run.ip,
+                    )
+                    break
+                except ConfigError:  # e.g. kube-root-ca.crt not published yet: ContainerCreating
+                    await self._until(run, asyncio.sleep(0.2))
+        run.sandbox = await PodSandbox.create(
+            self._ips,
+            ports=container_ports(run.pod),
+            egress=(network.apiserver_port, *network.forwarded_ports),
+            binds=fixed_mounts(run.pod, run.mounts),
+        )
+        run.ip = run.sandbox.ip
+        await self._write_status(run)
+
+    async def _post(self, method: str, path: str, body: Any) -> Any:
+        return await self.api.request(method, path, body)
+
     async def _run_restarting(
         self, run: PodRun, container: Mapping[str, Any], index: int, *, init: bool
     ) -> int:
@@ -607,11 +664,14 @@ class TestKubelet:
         while True:
             started_at = now()
             try:
-                own_env = await resolve_env(container, run.pod, self._lookup)
+                own_env = await resolve_env(container, run.pod, self._lookup, pod_ip=run.ip)
+                if self.network is not None:
+                    own_env = {**self.network.service_env(), **own_env}
                 termination.write_bytes(b"")
                 launch = Launch(
-                    run.pod, container, init, own_env, dict(run.mounts), termination, log_path
-                )
+                    run.pod, container, init, own_env, dict(run.mounts), termination, log_path,
+                    sandbox=run.sandbox,
+                )  # fmt: skip
                 started = await self.runtime.start(launch, image)
                 if "@" in started.image_id:
                     self.digests[started.image_id.rsplit("@", 1)[1]] = image

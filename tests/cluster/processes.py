@@ -136,7 +136,8 @@ def expand_references(text: str, env: Mapping[str, str]) -> str:
     return _VAR_REF.sub(replace, text)
 
 
-def _field_value(pod: Mapping[str, Any], field_path: str) -> str:
+def field_value(pod: Mapping[str, Any], field_path: str, pod_ip: str = "127.0.0.1") -> str:
+    """The downward API's value of ``field_path`` for ``pod`` (ConfigError if unsupported)."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     simple = {
@@ -146,7 +147,7 @@ def _field_value(pod: Mapping[str, Any], field_path: str) -> str:
         "spec.nodeName": spec.get("nodeName"),
         "spec.serviceAccountName": spec.get("serviceAccountName"),
         "status.hostIP": "127.0.0.1",
-        "status.podIP": "127.0.0.1",
+        "status.podIP": pod_ip,
     }
     if field_path in simple:
         return str(simple[field_path] or "")
@@ -166,7 +167,11 @@ async def _source(
 
 
 async def resolve_env(
-    container: Mapping[str, Any], pod: Mapping[str, Any], lookup: Lookup
+    container: Mapping[str, Any],
+    pod: Mapping[str, Any],
+    lookup: Lookup,
+    *,
+    pod_ip: str = "127.0.0.1",
 ) -> dict[str, str]:
     """The container's own environment (``envFrom``, then ``env``), references expanded.
 
@@ -192,7 +197,7 @@ async def resolve_env(
             continue
         value_from = var["valueFrom"] or {}
         if "fieldRef" in value_from:
-            env[name] = _field_value(pod, str(value_from["fieldRef"].get("fieldPath")))
+            env[name] = field_value(pod, str(value_from["fieldRef"].get("fieldPath")), pod_ip)
             continue
         for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
             ref = value_from.get(key)

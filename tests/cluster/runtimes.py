@@ -39,6 +39,7 @@ from tests.cluster.podman import (
     podman_path,
     termination_file,
 )
+from tests.cluster.podnet import PodSandbox
 from tests.cluster.processes import (
     DEFAULT_TERMINATION_PATH,
     ConfigError,
@@ -78,6 +79,7 @@ class Launch:
     volumes: dict[str, Path]  # volume name -> host folder
     termination: Path
     log_path: Path
+    sandbox: PodSandbox | None = None  # the pod's own namespaces (process mode, opt-in)
 
     @property
     def pod_name(self) -> str:
@@ -157,7 +159,8 @@ class ProcessRuntime:
         env.update({key: rewriter.rewrite(value) for key, value in launch.env.items()})
         argv = build_argv(container, image, env, rewriter)
         cwd = working_directory(container, image, rewriter)
-        process = await start_process(argv, cwd, env, launch.log_path)
+        command = argv if launch.sandbox is None else launch.sandbox.wrap(argv, cwd)
+        process = await start_process(command, cwd, env, launch.log_path)
         return _Process(
             process,
             argv,
@@ -274,6 +277,8 @@ class PodmanRuntime:
             image = LocalImage(image)
         if not isinstance(image, LocalImage):
             raise ImagePullError(f"{image!r} is not a local container image (LocalImage)")
+        if launch.sandbox is not None:
+            raise StartError("pod networks (PodNetwork) are for process mode only")
         reference = str(launch.container.get("image"))
         info = await self.image(reference, image)
         env = {**image.env, **launch.env}
