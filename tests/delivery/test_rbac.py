@@ -351,3 +351,30 @@ def test_peering_rules_only_with_peering(values: dict[str, Any], kind: str, reso
 def test_rbac_create_false_renders_no_rbac() -> None:
     documents = render({"rbac": {"create": False}})
     assert not any(d["kind"].endswith(("Role", "RoleBinding")) for d in documents)
+
+
+def test_cluster_scoped_names_stay_apart_in_a_long_namespace() -> None:
+    """<fullname>-<namespace>-scanning used to be cut to 63 characters, the same cut as
+    <fullname>-<namespace>: in a namespace of 43+ characters both ClusterRoles got one name and
+    `helm install` failed. Past 63 characters a name ends with a hash of the whole name."""
+    namespace = "payments-platform-production-eu-west-1-blue-green"  # 49 characters
+    docs = render({"clusterWide": True}, namespace=namespace)
+    cluster_scoped = [
+        (d["kind"], d["metadata"]["name"])
+        for d in docs
+        if d["kind"] in ("ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration")
+    ]
+    names = [name for _, name in cluster_scoped]
+    assert all(len(name) <= 63 for name in names), names
+    assert len(set(cluster_scoped)) == len(cluster_scoped), cluster_scoped
+    roles = [name for kind, name in cluster_scoped if kind == "ClusterRole"]
+    assert len(set(roles)) == len(roles) >= 2, roles
+    # The operator is told the webhook configuration's name: the one the chart renders.
+    env = {
+        e["name"]: e.get("value")
+        for d in docs
+        if d["kind"] == "Deployment"
+        for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])
+    }
+    webhooks = [name for kind, name in cluster_scoped if kind == "MutatingWebhookConfiguration"]
+    assert webhooks == [env["ALEMBIC_OPERATOR_WEBHOOK_CONFIGURATION"]], (webhooks, env)

@@ -121,5 +121,20 @@ Included by the Deployment, so every render runs it.
 
 {{/* Name of cluster-scoped objects: unique per release name and namespace. */}}
 {{- define "alembic-operator.clusterName" -}}
-{{- printf "%s-%s" (include "alembic-operator.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- include "alembic-operator.clusterScopedName" (list . "") }}
+{{- end }}
+
+{{/*
+The name of a cluster-scoped object of this release: <fullname>-<namespace><suffix>. Past 63
+characters it is cut to 52 and ends with 10 characters of a hash of the whole name, so releases
+in long namespaces never share (or collide on) one ClusterRole or webhook configuration.
+*/}}
+{{- define "alembic-operator.clusterScopedName" -}}
+{{- $root := index . 0 }}
+{{- $name := printf "%s-%s%s" (include "alembic-operator.fullname" $root) $root.Release.Namespace (index . 1) }}
+{{- if le (len $name) 63 }}
+{{- $name }}
+{{- else }}
+{{- printf "%s-%s" ($name | trunc 52 | trimSuffix "-") ($name | sha256sum | trunc 10) }}
+{{- end }}
 {{- end }}
