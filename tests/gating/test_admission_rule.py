@@ -9,6 +9,7 @@ import pytest
 from alembic_operator.core.admission import (
     deployment_of,
     gate_pod,
+    is_read_before_admitting,
     may_ungate,
     pod_holds,
     resume_refusal,
@@ -168,3 +169,25 @@ def test_resume_refusal(
             in (message)
             or f"/{NAME} until it has Succeeded for image {NEW} (now: Running)" in message
         )
+
+
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [
+        pytest.param(pod(owner=("StatefulSet", "db")), True, id="statefulset-pod"),
+        pytest.param(pod(owner=("DaemonSet", "agent")), True, id="daemonset-pod"),
+        pytest.param(pod(owner=("Job", "report-28512")), True, id="job-pod-cronjob-too"),
+        pytest.param(pod(), False, id="replicaset-pod-its-deployment-was-held-in-its-request"),
+        pytest.param(pod(owner=None), False, id="bare-pod"),
+        pytest.param(pod(owner=("StatefulSet", "db"), labels=LABEL), False, id="label-declared"),
+        pytest.param(pod(owner=("StatefulSet", "db"), gated=True), False, id="gated-already"),
+        pytest.param(
+            pod(owner=("Job", "m-1"), labels={"alembic-operator.dev/migration-uid": "u"}),
+            False,
+            id="a-migration-jobs-own-pod",
+        ),
+    ],
+)
+def test_is_read_before_admitting(candidate: WorkloadPod, expected: bool) -> None:
+    """Which pods the webhook decides again on a fresh read of the namespace's migrations."""
+    assert is_read_before_admitting(candidate) is expected

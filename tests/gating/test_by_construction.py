@@ -190,9 +190,72 @@ async def test_when_the_migrations_cannot_be_read_a_new_template_is_refused(
         # Once the API server answers again, the same request goes through.
         created, _ = await create_deployment_as_user(cluster, deployment("web"))
         assert created["spec"].get("paused") is None
-        assert await stays(lambda: _listed(cluster), seconds=0.5) == ["web"]
+        assert await stays(cluster, lambda: _listed(cluster), what="the Deployments") == ["web"]
 
 
 async def _listed(cluster: Cluster) -> list[str]:
     listed = await cluster.client.ok("GET", cluster.DEPLOYMENTS)
     return [d["metadata"]["name"] for d in listed["items"]]
+
+
+async def test_a_statefulset_applied_right_after_its_selector_migration_is_gated(
+    cluster: Cluster, webhook: Webhook, pg_database: Database
+) -> None:
+    """A StatefulSet's pods have no Deployment request to be held in: a migration that gates
+    them by ``spec.gate.selector`` alone, created a moment before them, must still gate the
+    first pod. The webhook reads the namespace's migrations before it admits such a pod.
+    Five rounds at once, each: the migration (its Job held), then at once the StatefulSet.
+
+    The StatefulSet controller is slower than the watch here, so the watch is made to miss the
+    migrations' creation (the fault proxy drops the ADDED events the operator's watch would
+    get): what a slow watch would do, without timing luck."""
+    await cluster.create_secret("shop-db", pg_database.url)
+    cluster.proxy.inject_fault(verb="watch", plural="databasemigrations", hide_events="ADDED")
+    register_image(cluster, "2.0")
+    names = [f"db{i}" for i in range(5)]
+
+    async def apply(name: str) -> None:
+        selector = {"matchLabels": {"app.kubernetes.io/name": name}}
+        created = await cluster.create(
+            migration(f"m-{name}", image=image("2.0"), gate={"selector": selector})
+        )
+        cluster.kubelet.hold(job_name_for(created), at="start")
+        await cluster.client.ok("POST", f"/apis/apps/v1/namespaces/{cluster.ns}/statefulsets", {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 1,
+                "serviceName": name,
+                "selector": selector,
+                "template": {
+                    "metadata": {"labels": selector["matchLabels"]},
+                    "spec": {"containers": [{"name": "db", "image": image("2.0")}]},
+                },
+            },
+        })  # fmt: skip
+
+    async def first_pods() -> dict[str, dict[str, Any]]:
+        listed = await cluster.client.ok("GET", cluster.PODS)
+        return {
+            p["metadata"]["labels"].get("app.kubernetes.io/name", ""): p
+            for p in listed["items"]
+            if p["metadata"]["name"] in {f"{n}-0" for n in names}
+        }
+
+    async with registered(cluster, webhook, pod_gated):
+        await asyncio.gather(*(apply(n) for n in names))
+
+        async def all_created() -> bool:
+            return len(await first_pods()) == len(names)
+
+        await wait_for(all_created, within=60, what="every StatefulSet's first pod")
+        pods = await first_pods()
+    gates = {
+        name: (
+            [g["name"] for g in pod["spec"].get("schedulingGates") or []],
+            pod["spec"].get("nodeName"),
+        )
+        for name, pod in pods.items()
+    }
+    assert gates == {n: (["alembic-operator.dev/migration"], None) for n in names}

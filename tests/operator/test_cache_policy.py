@@ -78,7 +78,7 @@ async def test_a_missed_deletion_stops_deciding_within_the_resync_period(
         body = await get_deployment(cluster, "web")
         return bool(body["spec"].get("paused")), is_free(body)
 
-    assert await stays(holder, seconds=1.5, what="web after the ghost") == (False, True)
+    assert await stays(cluster, holder, what="web after the ghost") == (False, True)
     assert took < RESYNC_SECONDS + 20
 
 

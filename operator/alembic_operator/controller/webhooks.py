@@ -38,7 +38,13 @@ import kopf
 from alembic_operator.controller.admissionreads import MigrationReads
 from alembic_operator.controller.observers import parse_deployment, parse_workload_pod
 from alembic_operator.controller.serving import WEBHOOK_CERT_DIR_ENV, WEBHOOK_PORT_ENV
-from alembic_operator.core.admission import POD_GATE, admission_hold, gate_pod, resume_refusal
+from alembic_operator.core.admission import (
+    POD_GATE,
+    admission_hold,
+    gate_pod,
+    is_read_before_admitting,
+    resume_refusal,
+)
 from alembic_operator.core.gates import HELD_BY_ANNOTATION, format_held_by
 from alembic_operator.errors import ApiError
 from alembic_operator.model.migrations import Migration, parse_migration
@@ -125,7 +131,7 @@ async def read_migrations(memo: Any, namespace: str) -> dict[str, Migration]:
     try:
         bodies = await reads.read(namespace)
     except ApiError as exc:
-        log.warning("refused a Deployment request in %s: %s", namespace, exc)
+        log.warning("refused a request in %s: %s", namespace, exc)
         raise kopf.AdmissionError(
             f"alembic-operator could not read the DatabaseMigrations of {namespace} to decide "
             f"whether this rollout must wait ({exc}); retry, or see docs/gating.md",
@@ -149,7 +155,7 @@ def _is_operator(memo: Any, userinfo: Mapping[str, Any] | None) -> bool:
 
 
 @kopf.on.mutate("v1", "pods", operations=["CREATE"], id=POD_WEBHOOK_ID)
-def gate_pod_request(
+async def gate_pod_request(
     *,
     body: kopf.Body,
     patch: kopf.Patch,
@@ -165,6 +171,10 @@ def gate_pod_request(
     if reconciler is None:
         return
     gate = gate_pod(pod, reconciler.index.migrations(pod.namespace))
+    if gate is None and is_read_before_admitting(pod):
+        # A StatefulSet's, DaemonSet's or Job's pod: its migration may gate it by selector
+        # alone and may be newer than the watch (as for Deployments, gate_deployment).
+        gate = gate_pod(pod, await read_migrations(memo, pod.namespace))
     if gate is None:
         return
     gates = list(((raw.get("spec") or {}).get("schedulingGates")) or ())

@@ -206,6 +206,28 @@ def pod_holds(pod: WorkloadPod, migrations: Mapping[str, Migration]) -> tuple[Po
     return tuple(sorted(holds, key=lambda h: h.migration))
 
 
+# Workloads a migration can gate only by ``spec.gate.selector`` and that no other request holds
+# (a Deployment is paused in its own request, before its ReplicaSet exists).
+SELECTOR_ONLY_OWNERS = frozenset({"StatefulSet", "DaemonSet", "Job"})
+
+
+def is_read_before_admitting(pod: WorkloadPod) -> bool:
+    """Whether a pod the index lets through must be decided again on a fresh read.
+
+    A pod of a StatefulSet, DaemonSet or Job (a CronJob's too) can be gated by a migration's
+    selector alone; such a migration created a moment earlier may not have reached the watch.
+    Pods declaring their migration with the label are held without a read (an unknown name
+    holds), and the migration Jobs' own pods are never gated.
+    """
+    return (
+        not pod.gated
+        and LABEL_MIGRATION_UID not in pod.labels
+        and GATE_LABEL not in pod.labels
+        and pod.owner is not None
+        and pod.owner[0] in SELECTOR_ONLY_OWNERS
+    )
+
+
 def gate_pod(pod: WorkloadPod, migrations: Mapping[str, Migration]) -> PodGate | None:
     """The rule inside a pod CREATE: ``None`` admits it as it is."""
     if pod.gated:
