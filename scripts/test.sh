@@ -17,4 +17,5 @@ echo "== delivery tools"; scripts/tools.sh   # helm, kubectl, hadolint, kubernet
 echo "== control plane"; scripts/cluster-deps.sh   # etcd (Debian), kube-apiserver, kube-controller-manager
 echo "== pytest"
 # -p no:cacheprovider: CI runs on a clean clone and must not depend on a previous run's cache.
-exec "$bin/python" -m pytest -p no:cacheprovider "$@"
+# --durations: the slowest tests in every CI log, so the suite's budget (15 min) can be kept.
+exec "$bin/python" -m pytest -p no:cacheprovider --durations=30 "$@"
