@@ -173,8 +173,12 @@ async def test_an_unreadable_plan_log_is_reported_and_read_again(
     status = await wait_for(reported, within=60, what="LogsUnreadable in shop's status")
     assert status["phase"] == "Planning" and "plan" not in status
     assert "connection refused" in status["message"] and "retrying" in status["message"]
-    warnings = [e for e in await cluster.events("shop") if e["reason"] == "LogsUnreadable"]
-    assert [e["type"] for e in warnings] == ["Warning"]
+
+    async def warned() -> list[str] | None:  # the Event follows the status it reports
+        events = await cluster.events("shop")
+        return [e["type"] for e in events if e["reason"] == "LogsUnreadable"] or None
+
+    assert await wait_for(warned, within=30, what="the LogsUnreadable Event") == ["Warning"]
 
     refused.times = refused.hits  # the log server answers again
     await awaiting(cluster, "shop")
