@@ -171,10 +171,20 @@ class Watcher:
         name = obj["metadata"]["name"]
         if change == "DELETED":
             self.objects.pop((kind, name), None)
+            self._forget(kind, name)  # a later object of this name starts over
             return
+        uid = obj["metadata"].get("uid", "")
+        previous = self.objects.get((kind, name))
+        if previous is not None and previous["metadata"].get("uid", "") != uid:
+            self._forget(kind, name)  # the same name again (Helm's before-hook-creation Job)
         self.objects[(kind, name)] = obj
         for mark in _marks(kind, obj):
             self.seen.setdefault(mark, now)
+
+    def _forget(self, kind: str, name: str) -> None:
+        prefixes = (f"{kind}/{name}/", f"runner/{name}/") if kind == "job" else (f"{kind}/{name}/",)
+        for key in [k for k in self.seen if k.startswith(prefixes)]:
+            del self.seen[key]
 
     async def wait(self, predicate: Callable[[], bool], *, within: float, what: str) -> None:
         async def until() -> None:
@@ -222,7 +232,8 @@ def _marks(kind: str, obj: dict[str, Any]) -> list[str]:
         if app and not obj["spec"].get("schedulingGates") and obj["spec"].get("nodeName"):
             marks.append(f"app/{app}/bound")
     if kind == "migration" and status.get("phase") == "Succeeded":
-        marks.append(f"migration/{name}/succeeded")
+        # Per generation: an upgrade's success is not the first version's.
+        marks.append(f"migration/{name}/succeeded/{status.get('observedGeneration')}")
     return marks
 
 
@@ -370,7 +381,12 @@ def _profile(watcher: Watcher, tag: str, flow: str, started: float) -> dict[str,
         if key.startswith("job/") and key.endswith("/seen") and tag in key and at >= started
     )
     job = jobs[-1][1] if jobs else ""
-    gate = f"migration/m-{tag}/succeeded" if flow == "ours" else f"job/{job}/complete"
+    successes = sorted(
+        (at, key)
+        for key, at in watcher.seen.items()
+        if key.startswith(f"migration/m-{tag}/succeeded/")
+    )
+    gate = successes[-1][1] if flow == "ours" and successes else f"job/{job}/complete"
     keys = {
         "job created": f"job/{job}/seen",
         "runner running": f"runner/{job}/running",
