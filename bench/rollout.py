@@ -61,7 +61,7 @@ from bench.common import (
     table,
     verdict,
 )
-from bench.runner import revision_source
+from bench.runner import generate_project
 
 GOAL_RATIO = 0.75
 GOAL_WRITES = 10
@@ -77,23 +77,17 @@ SLEEPER = ("python", "-c", "import time\nwhile True: time.sleep(3600)")
 # --- the app images: Alembic projects played by local folders ------------------------------------
 
 
-def app_project(root: Path, revisions: int) -> Path:
-    """An Alembic project (migrations/'s alembic.ini and env.py) with ``revisions`` revisions."""
-    project = root / f"app-{revisions}"
-    shutil.rmtree(project, ignore_errors=True)
-    (project / "versions").mkdir(parents=True)
-    for name in ("alembic.ini", "env.py", "script.py.mako"):
-        shutil.copy(REPO / "migrations" / name, project / name)
-    for i in range(1, revisions + 1):
-        (project / "versions" / f"r{i:04d}_generated.py").write_text(revision_source(i))
-    return project
+def _fresh_project(root: Path, revisions: int) -> Path:
+    """bench/runner.py's generated chain of ``revisions`` (a previous run's removed first)."""
+    shutil.rmtree(root / f"chain{revisions}", ignore_errors=True)
+    return generate_project(root, revisions)
 
 
 def app_images(workdir: Path, revisions: int) -> dict[str, Any]:
     from tests.cluster.processes import ImageSpec  # noqa: PLC0415 - cluster benchmarks only
 
     return {
-        ref: ImageSpec(root=app_project(workdir / "images", n), entrypoint=SLEEPER)
+        ref: ImageSpec(root=_fresh_project(workdir / "images", n), entrypoint=SLEEPER)
         for ref, n in ((V1, 1), (V2, 1 + revisions))
     }
 

@@ -38,7 +38,6 @@ import aiohttp
 
 from bench.common import (
     GOAL_MISSED,
-    REPO,
     common_args,
     median,
     ratios,
@@ -47,7 +46,7 @@ from bench.common import (
     table,
     verdict,
 )
-from bench.runner import revision_source
+from bench.runner import generate_project
 
 GOAL_RATIO = 1.2
 IMAGE = "bench.local/fast:v1"
@@ -59,12 +58,9 @@ def fast_image(workdir: Path) -> dict[str, Any]:
     """An Alembic project with one revision (env.py from migrations/): the runner's work is tiny."""
     from tests.cluster.processes import ImageSpec  # noqa: PLC0415 - cluster benchmarks only
 
-    project = workdir / "images" / "fast"
-    shutil.rmtree(project, ignore_errors=True)
-    (project / "versions").mkdir(parents=True)
-    for name in ("alembic.ini", "env.py", "script.py.mako"):
-        shutil.copy(REPO / "migrations" / name, project / name)
-    (project / "versions" / "r0001_generated.py").write_text(revision_source(1))
+    images = workdir / "images"
+    shutil.rmtree(images / "chain1", ignore_errors=True)
+    project = generate_project(images, 1)
     return {IMAGE: ImageSpec(root=project)}
 
 
