@@ -29,8 +29,6 @@ RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))
 COPY README.md ./
 COPY operator/ operator/
 # What the product never loads leaves the venv (docs/images.md has the sizes):
-# - kubernetes/aio: the asyncio copy of the generated client (68 MB). The operator talks to the
-#   API through kopf; kubernetes is used only synchronously (config loading, the on-call commands).
 # - the test suites some dependencies ship (tests/, test/ folders; not their importable
 #   `testing` helpers);
 # - pip and setuptools: nothing is installed at run time;
@@ -38,7 +36,6 @@ COPY operator/ operator/
 #   auditwheel gives those loading vendored libraries (psycopg2), are left as they are.
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
     && site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
-    && rm -rf "$site/kubernetes/aio" \
     && find "$site" -depth -type d \( -name tests -o -name test \) -exec rm -rf {} + \
     && find "$site" -name '*.so' ! -path '*.libs/*' -exec sh -ec 'for f; do \
         if ! readelf -d "$f" | grep -q "(R.*PATH)"; then strip --strip-unneeded "$f"; fi; done' sh {} + \

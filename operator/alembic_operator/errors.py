@@ -1,6 +1,6 @@
 """The one error hierarchy of the operator process.
 
-Adapters translate library exceptions (``kubernetes.client.ApiException``, connection errors)
+Adapters translate library exceptions (lightkube's and httpx's errors, connection failures)
 into these; the core never raises them and kopf's own error types appear only in the handlers.
 """
 
@@ -38,6 +38,10 @@ class Forbidden(ApiError):
 
 class ApiUnavailable(ApiError):
     """429, 5xx, timeouts, refused connections: worth retrying."""
+
+
+class ConfigurationError(OperatorError):
+    """No usable cluster credentials (in-cluster or kubeconfig)."""
 
 
 class JobConflict(OperatorError):

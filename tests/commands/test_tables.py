@@ -6,6 +6,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx2
 import pytest
 
 from alembic_operator.commands.approvals import retry_token
@@ -280,30 +281,16 @@ def test_managed_fields_are_dropped() -> None:
     assert obj["metadata"]["managedFields"] == [{}]  # the input is not changed
 
 
-class _Reason(Exception):
-    def __init__(self, reason: object) -> None:
-        super().__init__("outer")
-        self.reason = reason
-
-
 @pytest.mark.parametrize(
     ("exc", "text"),
     [
-        (
-            _Reason(
-                "<urllib3.connection.HTTPConnection object at 0x7f00>: Failed to establish a new "
-                "connection: [Errno 111] Connection refused"
-            ),
+        pytest.param(
+            httpx2.ConnectError("[Errno 111] Connection refused"),
             "[Errno 111] Connection refused",
+            id="refused",
         ),
-        (
-            _Reason(
-                "HTTPConnection(host='127.0.0.1', port=9): Failed to establish a new connection: "
-                "[Errno 111] Connection refused"
-            ),
-            "[Errno 111] Connection refused",
-        ),
-        (TimeoutError("timed out"), "timed out"),
+        pytest.param(httpx2.ReadTimeout(""), "ReadTimeout", id="timeout-without-words"),
+        pytest.param(TimeoutError("timed out"), "timed out", id="os-timeout"),
     ],
 )
 def test_connection_reason(exc: BaseException, text: str) -> None:

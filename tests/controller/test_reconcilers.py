@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from lightkube.config.kubeconfig import KubeConfig
 
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.controller.reconcilers import Reconciler
-from alembic_operator.controller.transport import Credentials
 from alembic_operator.model.migrations import MigrationRef
 from tests.core.bodies import RUNNER_IMAGE, UID, minimal
 
 # Never opened: these tests send no request (the store is fed by hand, as the watch would).
-NOWHERE = Credentials("https://127.0.0.1:1", None, False, "Bearer", "t", None, None)
+NOWHERE = KubeConfig.from_server("https://127.0.0.1:1").get()
 
 
 def body(version: str, *, uid: str = UID) -> dict[str, Any]:

@@ -35,7 +35,7 @@ Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 
 def call_permission(verb: str, resource: transport.Resource, subresource: str | None) -> Permission:
-    assert verb in transport.METHODS, f"kubeapi.py uses verb {verb!r}: not one it can send"
+    assert verb in transport.VERBS, f"kubeapi.py uses verb {verb!r}: not one it can send"
     return (resource.group, resource.plural + (f"/{subresource}" if subresource else ""), verb)
 
 
@@ -46,7 +46,7 @@ def kubeapi_permissions(
 
     Each argument that decides the permission must be a literal (or a module-level
     :class:`~alembic_operator.controller.kubeapi.Resource`), so the derivation cannot miss one;
-    and only ``_send`` (below ``_call``) may touch the HTTP session.
+    and only ``_send`` (below ``_call``) may touch the client.
     """
     tree = ast.parse(path.read_text())
     found: set[Permission] = set()
@@ -56,10 +56,10 @@ def kubeapi_permissions(
         for node in ast.walk(function):
             if (
                 isinstance(node, ast.Attribute)
-                and node.attr == "_session"
+                and node.attr == "_client"
                 and function.name not in ("__init__", "open", "close", "_send")
             ):
-                raise AssertionError(f"kubeapi.py: {function.name} uses the session directly")
+                raise AssertionError(f"kubeapi.py: {function.name} uses the client directly")
             if not (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -80,7 +80,7 @@ def kubeapi_permissions(
     return found
 
 
-def test_only_the_transport_touches_the_session() -> None:
+def test_only_the_transport_touches_the_client() -> None:
     """Everything reaches the API through ``Transport._call``: nothing bypasses the derivation."""
     for module in ("kubeapi.py", "workloadapi.py", "ownapi.py", "transport.py"):
         tree = ast.parse((CONTROLLER / module).read_text())
@@ -88,15 +88,16 @@ def test_only_the_transport_touches_the_session() -> None:
             if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             uses = any(
-                isinstance(n, ast.Attribute) and n.attr == "_session" for n in ast.walk(function)
+                isinstance(n, ast.Attribute) and n.attr == "_client" for n in ast.walk(function)
             )
             allowed = module == "transport.py" and function.name in (
                 "__init__",
                 "open",
                 "close",
                 "_send",
+                "_refresh_credentials",
             )
-            assert not uses or allowed, f"{module}: {function.name} uses the session directly"
+            assert not uses or allowed, f"{module}: {function.name} uses the client directly"
 
 
 def kopf_watch_permissions(path: Path = CONTROLLER / "handlers.py") -> set[Permission]:

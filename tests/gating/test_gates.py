@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from lightkube.core.selector import build_selector
 
+from alembic_operator.controller.transport import selector_pairs
 from alembic_operator.core.admission import admission_hold
 from alembic_operator.core.conditions import conditions_for_phase, find_condition
 from alembic_operator.core.gates import (
@@ -17,7 +19,6 @@ from alembic_operator.core.gates import (
     parse_held_by,
     release_deleted,
     selector_matches,
-    selector_string,
     verdict,
 )
 from alembic_operator.core.images import parse_image, same_version
@@ -186,13 +187,15 @@ def test_selector_matches(labels: dict[str, str], matches: bool) -> None:
     assert selector_matches(SELECTOR, labels) is matches
 
 
-def test_selector_string_and_empty_selector() -> None:
-    assert selector_string(SELECTOR) == "app=shop,tier in (web,worker),!canary"
+def test_selector_as_the_apis_label_selector_and_empty_selector() -> None:
+    """What the adapter sends as ``labelSelector`` (lightkube encodes the pairs)."""
+    assert build_selector(selector_pairs(SELECTOR)) == "app=shop,tier in (web,worker),!canary"
     expressions = (
         {"key": "a", "operator": "NotIn", "values": ["x"]},
         {"key": "b", "operator": "Exists"},
     )
-    assert selector_string(LabelSelector(match_expressions=expressions)) == "a notin (x),b"
+    pairs = selector_pairs(LabelSelector(match_expressions=expressions))
+    assert build_selector(pairs) == "a notin (x),b"
     assert not selector_matches(LabelSelector(), {"app": "shop"})
 
 

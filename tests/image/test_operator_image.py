@@ -89,16 +89,16 @@ for name in extensions:
         importlib.import_module(name)
     except Exception as exc:
         failed[name] = repr(exc)
-import kubernetes.client, kubernetes.config
-generated = [hasattr(kubernetes.client, n) for n in ("CoreV1Api", "BatchV1Api", "V1Pod")]
+import lightkube
 print(json.dumps({
     "modules": modules,
     "failed": failed,
     "extensions": extensions,
-    "generated_client": all(generated),
+    "client": lightkube.AsyncClient.__module__,
     "present": [
         n for n in ("tests", "pip", "setuptools", "wheel", "_distutils_hack",
-                    "alembic_operator.emulation", "alembic_operator.sandbox", "kubernetes.aio")
+                    "alembic_operator.emulation", "alembic_operator.sandbox", "kubernetes",
+                    "kubernetes_asyncio")
         if importlib.util.find_spec(n) is not None
     ],
     "tools": {t: shutil.which(t) for t in (
@@ -114,13 +114,13 @@ def test_contains_the_product_only() -> None:
     result = python_in(OPERATOR_IMAGE, PRODUCT_ONLY)
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
-    # Every module of the product and every extension module imports (the generated Kubernetes
-    # client is still there for the on-call commands; only its asyncio copy is gone).
+    # Every module of the product and every extension module imports; one Kubernetes client
+    # (lightkube) for the operator and the on-call commands, no other.
     assert found["failed"] == {}
     assert {"alembic_operator.cli", "alembic_operator.commands.clusters"} <= set(found["modules"])
     assert "sqlalchemy.engine._row_cy" in found["extensions"]
-    assert found["generated_client"]
-    # No test harness, no installer, no build tools.
+    assert found["client"] == "lightkube.core.async_client"
+    # No test harness, no second Kubernetes client, no installer, no build tools.
     assert found["present"] == []
     assert found["tools"] == {}
     assert found["leftovers"] == []

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from lightkube.config.kubeconfig import KubeConfig, SingleConfig
+from lightkube.config.models import Cluster, User
 
 from alembic_operator.controller.kubeapi import KubeApi
-from alembic_operator.controller.transport import Credentials
 from alembic_operator.errors import (
     AlreadyExists,
     ApiError,
@@ -64,16 +65,10 @@ async def server() -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
-def creds(url: str, token: str = "one") -> Credentials:
-    return Credentials(
-        server=url,
-        ca_path=None,
-        insecure=False,
-        scheme="Bearer",
-        token=token,
-        certificate_path=None,
-        private_key_path=None,
-    )
+def creds(url: str, token: str = "one") -> SingleConfig:
+    config = KubeConfig.from_one(cluster=Cluster(server=url), user=User(token=token)).get()
+    assert config is not None
+    return config
 
 
 def status(code: int, reason: str = "") -> web.Response:
@@ -197,7 +192,7 @@ async def test_a_401_reloads_the_credentials_once(server: Server) -> None:
     )
     reloads = []
 
-    def reload() -> Credentials:
+    def reload() -> SingleConfig:
         reloads.append(1)
         return creds(server.url, token="two")
 

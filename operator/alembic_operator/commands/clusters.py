@@ -6,23 +6,39 @@ in docs/cli.md: 4 a missing resource, 5 no cluster access, 6 an RBAC denial (1 a
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import kubernetes
-import urllib3
-from kubernetes.client.exceptions import ApiException
+import httpx2
+import lightkube
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.config.models import User
+from lightkube.core.exceptions import ApiError, ConfigError
+from lightkube.generic_resource import create_namespaced_resource, get_generic_resource
+from lightkube.types import PatchType
 
 GROUP = "alembic-operator.dev"
 VERSION = "v1alpha1"
 PLURAL = "databasemigrations"
-MERGE_PATCH = "application/merge-patch+json"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+ALL_NAMESPACES = "*"  # lightkube's "every namespace"
+T = TypeVar("T")
+
+
+# lightkube's generic resources: the objects stay plain JSON (dicts), no generated models.
+def _resource(group: str, version: str, kind: str, plural: str) -> Any:
+    # Once per process (the operator's adapter may have defined it): lightkube's own lookup of a
+    # core group resource misses its registration, so a second definition would be refused.
+    found = get_generic_resource(f"{group}/{version}" if group else version, kind)  # type: ignore[no-untyped-call]
+    return found or create_namespaced_resource(group, version, kind, plural)
+
+
+MIGRATIONS = _resource(GROUP, VERSION, "DatabaseMigration", PLURAL)
+CONFIG_MAPS = _resource("", "v1", "ConfigMap", "configmaps")
+PODS = _resource("", "v1", "Pod", "pods")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -52,160 +68,107 @@ class Access:
 
 
 class Cluster:
-    """The few API calls the commands make, on the synchronous official client."""
+    """The few API calls the commands make, on lightkube's synchronous client."""
 
-    def __init__(self, client: kubernetes.client.ApiClient, namespace: str, timeout: float) -> None:
+    def __init__(self, client: lightkube.Client, namespace: str, *, server: str) -> None:
         self.namespace = namespace
-        self.server = str(client.configuration.host)
-        self._timeout = timeout
-        self._custom = kubernetes.client.CustomObjectsApi(client)
-        self._core = kubernetes.client.CoreV1Api(client)
+        self.server = server
+        self._client = client
 
     # --- DatabaseMigrations -------------------------------------------------------------------
 
     def get_migration(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         ns = namespace or self.namespace
-        return self._json(
-            self._custom.get_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            ns,
-            PLURAL,
-            name,
-            missing=f"databasemigration {name} not found in namespace {ns}",
-        )
+        missing = f"databasemigration {name} not found in namespace {ns}"
+        return dict(self._call(lambda: self._client.get(MIGRATIONS, name, namespace=ns), missing))
 
     def list_migrations(self, *, all_namespaces: bool = False) -> list[dict[str, Any]]:
-        if all_namespaces:
-            listed = self._json(self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
-        else:
-            listed = self._json(
-                self._custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL
-            )
-        return [dict(item) for item in listed.get("items", [])]
+        ns = ALL_NAMESPACES if all_namespaces else self.namespace
+        return self._call(lambda: [dict(m) for m in self._client.list(MIGRATIONS, namespace=ns)])
 
     def annotate_migration(
         self, name: str, annotations: dict[str, str], namespace: str | None = None
     ) -> dict[str, Any]:
         ns = namespace or self.namespace
         body = {"metadata": {"annotations": annotations}}
-        return self._json(
-            self._custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            ns,
-            PLURAL,
-            name,
-            body,
-            _content_type=MERGE_PATCH,
-            missing=f"databasemigration {name} not found in namespace {ns}",
+        patched = self._call(
+            lambda: self._client.patch(
+                MIGRATIONS, name, body, namespace=ns, patch_type=PatchType.MERGE
+            ),
+            f"databasemigration {name} not found in namespace {ns}",
         )
+        return dict(patched)
 
     # --- ConfigMaps and pods ------------------------------------------------------------------
 
     def get_configmap(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         ns = namespace or self.namespace
-        return self._json(
-            self._core.read_namespaced_config_map,
-            name,
-            ns,
-            missing=f"configmap {name} not found in namespace {ns}",
-        )
+        missing = f"configmap {name} not found in namespace {ns}"
+        return dict(self._call(lambda: self._client.get(CONFIG_MAPS, name, namespace=ns), missing))
 
-    def list_pods(self, selector: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list_job_pods(self, job: str, namespace: str | None = None) -> list[dict[str, Any]]:
         ns = namespace or self.namespace
-        listed = self._json(self._core.list_namespaced_pod, ns, label_selector=selector)
-        return [dict(item) for item in listed.get("items", [])]
+        labels: Any = {"job-name": job}
+        listed = lambda: [dict(p) for p in self._client.list(PODS, namespace=ns, labels=labels)]  # noqa: E731
+        return self._call(listed)
 
     def read_log(self, pod: str, container: str, namespace: str | None = None) -> str:
         ns = namespace or self.namespace
-        response = self._call(
-            self._core.read_namespaced_pod_log,
-            pod,
-            ns,
-            container=container,
-            _preload_content=False,
-            missing=f"pod {pod} not found in namespace {ns}",
-        )
-        return bytes(response.data).decode("utf-8", errors="replace")
+        lines = lambda: "".join(self._client.log(pod, namespace=ns, container=container))  # noqa: E731
+        return self._call(lines, f"pod {pod} not found in namespace {ns}")
 
     def follow_log(self, pod: str, container: str, namespace: str | None = None) -> Iterator[str]:
         """The log as it is written, until the container ends (no read timeout)."""
         ns = namespace or self.namespace
-        response = self._call(
-            self._core.read_namespaced_pod_log,
-            pod,
-            ns,
-            container=container,
-            follow=True,
-            _preload_content=False,
-            _request_timeout=None,
-            missing=f"pod {pod} not found in namespace {ns}",
+        lines = self._call(
+            lambda: iter(self._client.log(pod, namespace=ns, container=container, follow=True))
         )
-        try:
-            for chunk in response.stream(1024, decode_content=True):
-                yield bytes(chunk).decode("utf-8", errors="replace")
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unreachable(exc) from None
-        finally:
-            response.release_conn()
+        while True:  # errors surface while reading, not when the stream is asked for
+            line = self._call(lambda: next(lines, None), f"pod {pod} not found in namespace {ns}")
+            if line is None:
+                return
+            yield line
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _json(self, fn: Any, *args: Any, missing: str = "", **kwargs: Any) -> dict[str, Any]:
-        response = self._call(fn, *args, _preload_content=False, missing=missing, **kwargs)
-        return dict(json.loads(response.data))
-
-    def _call(self, fn: Any, *args: Any, missing: str = "", **kwargs: Any) -> Any:
-        kwargs.setdefault("_request_timeout", self._timeout)
+    def _call(self, request: Callable[[], T], missing: str = "") -> T:
         try:
-            return fn(*args, **kwargs)
-        except ApiException as exc:
+            return request()
+        except httpx2.HTTPStatusError as exc:  # lightkube's ApiError is one too
             raise api_error(exc, missing=missing) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unreachable(exc) from None
-
-    def _unreachable(self, exc: BaseException) -> CommandError:
-        return CommandError(
-            f"cannot reach the cluster at {self.server}: {connection_reason(exc)}", EXIT_UNREACHABLE
-        )
+        except (httpx2.HTTPError, OSError) as exc:
+            raise CommandError(
+                f"cannot reach the cluster at {self.server}: {connection_reason(exc)}",
+                EXIT_UNREACHABLE,
+            ) from None
 
 
-def api_error(exc: ApiException, *, missing: str = "") -> CommandError:
-    """An ``ApiException`` as a :class:`CommandError` with the documented exit code."""
+def api_error(exc: httpx2.HTTPStatusError, *, missing: str = "") -> CommandError:
+    """An answer the API refused, as a :class:`CommandError` with the documented exit code."""
+    status = exc.response.status_code
     message = _status_message(exc)
-    if exc.status == 404 and missing:
+    if status == 404 and missing:
         return CommandError(missing, EXIT_NOT_FOUND)
-    if exc.status == 404:
+    if status == 404:
         return CommandError(f"not found: {message}", EXIT_NOT_FOUND)
-    if exc.status == 403:
+    if status == 403:
         return CommandError(f"forbidden: {message}", EXIT_FORBIDDEN)
-    if exc.status == 401:
+    if status == 401:
         return CommandError(f"unauthorized: {message}", EXIT_FORBIDDEN)
-    return CommandError(f"the API answered {exc.status} {exc.reason}: {message}", EXIT_ERROR)
+    reason = exc.response.reason_phrase
+    return CommandError(f"the API answered {status} {reason}: {message}", EXIT_ERROR)
 
 
-def _status_message(exc: ApiException) -> str:
+def _status_message(exc: httpx2.HTTPStatusError) -> str:
     """The apiserver's Status message when the body is one, else the HTTP reason."""
-    try:
-        body = json.loads(exc.body or "")
-    except (TypeError, ValueError):
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(exc.reason or exc.status)
-
-
-_NEW_CONNECTION = "Failed to establish a new connection: "
-_OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>:\s*")
+    if isinstance(exc, ApiError) and exc.status.message:
+        return str(exc.status.message)
+    return str(exc.response.reason_phrase or exc.response.status_code)
 
 
 def connection_reason(exc: BaseException) -> str:
-    """A connection failure's cause in words, without urllib3's object reprs."""
-    reason: object = getattr(exc, "reason", None) or exc
-    text = _OBJECT_REPR.sub("", str(reason))
-    _before, marker, after = text.rpartition(_NEW_CONNECTION)
-    return (after if marker else text) or type(exc).__name__
+    """A connection failure's cause in words."""
+    return str(exc) or type(exc).__name__
 
 
 # --- loading the client ----------------------------------------------------------------------
@@ -213,45 +176,28 @@ def connection_reason(exc: BaseException) -> str:
 
 def connect(access: Access) -> Cluster:
     """A :class:`Cluster` for the kubeconfig/context (or in-cluster credentials), like kubectl."""
-    config = kubernetes.client.Configuration()
     path = access.kubeconfig or os.environ.get("KUBECONFIG") or None
     default = Path.home() / ".kube" / "config"
     try:
-        if path is None and not default.exists() and _in_cluster(config):
-            namespace = access.namespace or _service_account_namespace()
+        if path is None and not default.exists() and SERVICE_ACCOUNT.exists():
+            config = KubeConfig.from_service_account().get()
         else:
-            files = path or str(default)
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=files, context=access.context, client_configuration=config
-            )
-            namespace = access.namespace or _context_namespace(files, access.context)
-    except (kubernetes.config.ConfigException, OSError, ValueError) as exc:
+            config = KubeConfig.from_file(path or default).get(context_name=access.context)
+        if config is None:
+            raise ConfigError("the kubeconfig has no current context")
+        if config.user is None:
+            config = config._replace(user=User())
+        timeout = httpx2.Timeout(access.request_timeout)
+        client = lightkube.Client(config=config, timeout=timeout, trust_env=False)
+    except (ConfigError, OSError, ValueError, KeyError, TypeError) as exc:
         raise CommandError(
-            f"cannot load the cluster configuration ({path or default}): {exc}", EXIT_UNREACHABLE
+            f"cannot load the cluster configuration ({path or default}): {_config_reason(exc)}",
+            EXIT_UNREACHABLE,
         ) from None
-    config.retries = 1
-    return Cluster(kubernetes.client.ApiClient(config), namespace, access.request_timeout)
+    return Cluster(client, access.namespace or config.namespace, server=config.cluster.server)
 
 
-def _in_cluster(config: kubernetes.client.Configuration) -> bool:
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        return False
-    return True
-
-
-def _service_account_namespace() -> str:
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or "default"
-    except OSError:
-        return "default"
-
-
-def _context_namespace(files: str, context: str | None) -> str:
-    contexts, active = kubernetes.config.list_kube_config_contexts(config_file=files)  # type: ignore[no-untyped-call]
-    chosen = active
-    if context is not None:
-        chosen = next((c for c in contexts if c.get("name") == context), None)
-    namespace = ((chosen or {}).get("context") or {}).get("namespace")
-    return str(namespace) if namespace else "default"
+def _config_reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):  # an unknown context, user or cluster name
+        return f"no {exc} in the kubeconfig"
+    return str(exc) or type(exc).__name__

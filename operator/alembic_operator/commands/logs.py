@@ -23,7 +23,7 @@ def run_logs(cluster: Cluster, out: TextIO, err: TextIO, *, name: str, follow: b
     status = obj.get("status") or {}
     job = (status.get("job") or {}).get("name")
     if status.get("phase") in LIVE_PHASES and job:
-        pod = newest_pod(cluster.list_pods(f"job-name={job}"))
+        pod = newest_pod(cluster.list_job_pods(job))
         if pod is not None:
             pod_name = str(pod["metadata"]["name"])
             try:

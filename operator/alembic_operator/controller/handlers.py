@@ -23,12 +23,17 @@ from alembic_operator.controller import (
 from alembic_operator.controller.admissionreads import MigrationReads
 from alembic_operator.controller.caches import CachePolicy
 from alembic_operator.controller.certificates import CertificateManager
+from alembic_operator.controller.credentials import (
+    bearer_token,
+    load_config,
+    login_fields,
+    token_subject,
+)
 from alembic_operator.controller.kubeapi import PLURAL, KubeApi
 from alembic_operator.controller.leadership import Elector
 from alembic_operator.controller.ownapi import OwnApi
 from alembic_operator.controller.persistence import NoDiffBase, NoProgress, has_change_handlers
 from alembic_operator.controller.reconcilers import Reconciler
-from alembic_operator.controller.transport import credentials, load_client, token_subject
 from alembic_operator.core.jobs import LABEL_MIGRATION_UID
 from alembic_operator.model.spec import GROUP, VERSION
 
@@ -53,16 +58,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
 @kopf.on.login()
 def login(**_: Any) -> kopf.ConnectionInfo:
     """The same credentials the operator's own client uses (in-cluster, or ``$KUBECONFIG``)."""
-    found = credentials(load_client())
-    return kopf.ConnectionInfo(
-        server=found.server,
-        ca_path=found.ca_path,
-        insecure=found.insecure,
-        scheme=found.scheme,
-        token=found.token,
-        certificate_path=found.certificate_path,
-        private_key_path=found.private_key_path,
-    )
+    return kopf.ConnectionInfo(**login_fields(load_config()))
 
 
 @kopf.on.startup()
@@ -79,19 +75,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     except ValueError as exc:
         raise kopf.PermanentError(str(exc)) from exc
     runner_image = os.environ.get(RUNNER_IMAGE_ENV) or DEFAULT_RUNNER_IMAGE
-    client = load_client()
-    api = KubeApi(client, policy=policy)
+    config = await asyncio.to_thread(load_config)
+    api = KubeApi(config, policy=policy)
     await api.open()  # one HTTP session for the operator's lifetime, closed in stop()
     memo["api"] = api
     # The webhook lets the operator's own requests (its unpause) through: who it is.
-    memo["username"] = token_subject(credentials(client).token)
+    memo["username"] = token_subject(bearer_token(config))
     reconciler = Reconciler(api, runner_image=runner_image, leading=not options.leader_election)
     memo["reconciler"] = reconciler
     # The webhook's consistent reads of a namespace's migrations (controller/webhooks.py).
     memo["migration_reads"] = MigrationReads(api, within=options.admission_read_seconds)
     # The one cache policy's resync (controller/caches.py): a deletion the watch missed ends.
     memo["tasks"] = [asyncio.create_task(reconciler.resync(), name="resync")]
-    own = OwnApi(client)  # the Lease and the certificate Secret (controller/ownapi.py)
+    own = OwnApi(config)  # the Lease and the certificate Secret (controller/ownapi.py)
     memo["own"] = own
     certificates = None
     if options.certificate is not None:

@@ -38,6 +38,7 @@ from alembic_operator.controller.caches import (
     version_of,
 )
 from alembic_operator.controller.jobcache import JobCache
+from alembic_operator.controller.transport import MAX_IN_FLIGHT, MERGE_PATCH, Resource
 from alembic_operator.controller.workloadapi import WorkloadApi
 from alembic_operator.core.names import event_name
 from alembic_operator.errors import (
@@ -48,15 +49,9 @@ from alembic_operator.errors import (
 from alembic_operator.model.spec import GROUP, KIND, VERSION
 
 if TYPE_CHECKING:
-    from kubernetes.client import Configuration
-from alembic_operator.controller.transport import (
-    MAX_IN_FLIGHT,
-    Credentials,
-    Resource,
-)
+    from alembic_operator.controller.credentials import Config
 
 PLURAL = "databasemigrations"
-MERGE_PATCH = "application/merge-patch+json"
 EVENT_MESSAGE_LIMIT = 1024
 COMPONENT = "alembic-operator"
 # Key names of a Secret that exists are reused this long: a burst of migrations sharing one
@@ -65,12 +60,12 @@ COMPONENT = "alembic-operator"
 SECRET_KEYS_TTL_SECONDS = 2.0
 
 
-MIGRATIONS = Resource(GROUP, VERSION, PLURAL)
-JOBS = Resource("batch", "v1", "jobs")
-PODS = Resource("", "v1", "pods")
-SECRETS = Resource("", "v1", "secrets")
-CONFIG_MAPS = Resource("", "v1", "configmaps")
-EVENTS = Resource("", "v1", "events")
+MIGRATIONS = Resource(GROUP, VERSION, PLURAL, KIND)
+JOBS = Resource("batch", "v1", "jobs", "Job")
+PODS = Resource("", "v1", "pods", "Pod")
+SECRETS = Resource("", "v1", "secrets", "Secret")
+CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+EVENTS = Resource("", "v1", "events", "Event")
 
 
 class KubeApi(WorkloadApi):
@@ -82,13 +77,13 @@ class KubeApi(WorkloadApi):
 
     def __init__(
         self,
-        client: Configuration | Credentials,
+        config: Config,
         *,
-        reload: Callable[[], Credentials] | None = None,
+        reload: Callable[[], Config] | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
         policy: CachePolicy | None = None,
     ) -> None:
-        super().__init__(client, reload=reload, max_in_flight=max_in_flight)
+        super().__init__(config, reload=reload, max_in_flight=max_in_flight)
         self.policy = policy or CachePolicy()
         self._secret_keys: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
         self.migrations: Store[dict[str, Any]] = Store(self.policy)
@@ -135,8 +130,8 @@ class KubeApi(WorkloadApi):
         listed = await self._call(
             "list", MIGRATIONS, namespace, what=f"list {KIND} in {namespace} (resync)"
         )
-        present = {key_of(item)[1] for item in listed.get("items") or ()}
-        for item in listed.get("items") or ():
+        present = {key_of(item)[1] for item in listed}
+        for item in listed:
             self._migration_answered(item, since=since)
         return [
             name
@@ -162,7 +157,7 @@ class KubeApi(WorkloadApi):
             raise ApiUnavailable(
                 f"list {KIND}s in {namespace}: no answer within {within:g}s"
             ) from None
-        return [dict(item) for item in listed.get("items") or ()]
+        return list(listed)
 
     async def patch_migration_status(
         self, namespace: str, name: str, *, status: Mapping[str, Any], resource_version: str
@@ -238,9 +233,8 @@ class KubeApi(WorkloadApi):
             cached = self.logs.get(cache_key)
             if cached is not None:
                 return cached
-        params = {"container": container, "limitBytes": str(limit_bytes)}
-        if tail_lines is not None:
-            params["tailLines"] = str(tail_lines)
+        # lightkube's log() has no limitBytes: the cap is applied here, on a log the apiserver
+        # already bounds by tailLines for the tail (the plan log is the runner's own output).
         text = str(
             await self._call(
                 "get",
@@ -248,11 +242,11 @@ class KubeApi(WorkloadApi):
                 namespace,
                 pod,
                 subresource="log",
-                params=params,
-                text=True,
+                log={"container": container, "tail_lines": tail_lines},
                 what=f"read the log of pod {namespace}/{pod}",
             )
         )
+        text = text.encode()[:limit_bytes].decode("utf-8", errors="ignore")
         if terminated_uid:
             self.logs.put(cache_key, text)
         return text
@@ -275,7 +269,6 @@ class KubeApi(WorkloadApi):
                 JOBS,
                 namespace,
                 name,
-                params={"propagationPolicy": "Background"},
                 what=f"delete Job {namespace}/{name}",
             )
         self.jobs.job_deleted(namespace, name)
@@ -289,10 +282,10 @@ class KubeApi(WorkloadApi):
             "list",
             PODS,
             namespace,
-            params={"labelSelector": f"job-name={job_name}"},
+            labels=[("job-name", job_name)],
             what=f"list pods of Job {namespace}/{job_name}",
         )
-        items = [dict(item) for item in listed.get("items") or ()]
+        items = list(listed)
         if job_uid is not None:
             self.jobs.pods_listed(namespace, job_name, job_uid=job_uid, items=items, since=since)
         return items

@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.core.admission import POD_GATE
-from alembic_operator.core.gates import HELD_BY_ANNOTATION, parse_held_by, selector_string
+from alembic_operator.core.gates import HELD_BY_ANNOTATION, parse_held_by
 from alembic_operator.core.jobs import (
     LABEL_ATTEMPT,
     LABEL_GENERATION,
@@ -104,9 +104,7 @@ async def observe_deployments(
     """The Deployments the gate asks for: by selector (one list), then the named ones."""
     found: dict[str, ObservedDeployment] = {}
     if query.selector is not None:
-        for raw in await api.list_deployments(
-            namespace, label_selector=selector_string(query.selector)
-        ):
+        for raw in await api.list_deployments(namespace, selector=query.selector):
             deployment = parse_deployment(raw)
             found[deployment.name] = deployment
     for name in query.names:

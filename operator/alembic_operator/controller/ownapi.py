@@ -18,15 +18,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alembic_operator.controller.transport import Resource, Transport
+from alembic_operator.controller.transport import JSON_PATCH, Resource, Transport
 from alembic_operator.errors import NotFound
 
-OWN_SECRETS = Resource("", "v1", "secrets")
-LEASES = Resource("coordination.k8s.io", "v1", "leases")
+OWN_SECRETS = Resource("", "v1", "secrets", "Secret")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 WEBHOOK_CONFIGURATIONS = Resource(
-    "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"
+    "admissionregistration.k8s.io",
+    "v1",
+    "mutatingwebhookconfigurations",
+    "MutatingWebhookConfiguration",
+    namespaced=False,
 )
-JSON_PATCH = "application/json-patch+json"
 
 
 class OwnApi(Transport):

@@ -1,30 +1,39 @@
-"""The transport to the Kubernetes API server: credentials, one session, one request path.
+"""The operator's one Kubernetes client: lightkube's ``AsyncClient`` behind one call.
 
-A thin async HTTP client on aiohttp (kopf's own HTTP library): one shared session, at most
-:data:`MAX_IN_FLIGHT` requests at a time, HTTP errors and connection failures translated into
-:mod:`alembic_operator.errors`. The official ``kubernetes`` package only *loads* the credentials
-(every kubeconfig and in-cluster credential kind): only ``kubernetes.config`` and
-``kubernetes.client.Configuration`` are imported, lazily, never the generated API classes (they
-cost ~26 MiB of RSS). A 401 re-reads the credentials once (rotated or expiring tokens). What is
-called lives in :mod:`alembic_operator.controller.kubeapi`; this module knows no resource.
+lightkube (why it and not kubernetes_asyncio: docs/architecture.md, "One Kubernetes client")
+authenticates (:mod:`~alembic_operator.controller.credentials` loads its configuration), builds
+the requests and decodes the answers; objects stay raw JSON, as lightkube's generic resources
+(``dict``s), never generated models. This module adds what the operator needs around it: a bound
+on requests in flight, its own User-Agent, one retry of a GET on a connection the server closed,
+one reload of the credentials on a 401, and the translation of lightkube's and httpx's errors into
+:mod:`alembic_operator.errors`. It knows no resource of its own: what is called lives in
+:mod:`~alembic_operator.controller.kubeapi`, :mod:`~alembic_operator.controller.workloadapi` and
+:mod:`~alembic_operator.controller.ownapi`. It must not decide or parse.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import json
-import os
-import ssl
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any, NamedTuple
 
-import aiohttp
+import httpx2
+import lightkube
+from lightkube import operators
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.config.kubeconfig import SingleConfig
+from lightkube.config.models import User
+from lightkube.core.exceptions import ApiError as LightkubeError
+from lightkube.generic_resource import (
+    create_global_resource,
+    create_namespaced_resource,
+    get_generic_resource,
+)
+from lightkube.types import CascadeType, PatchType
 
 from alembic_operator import __version__
+from alembic_operator.controller.credentials import load_config
 from alembic_operator.errors import (
     AlreadyExists,
     ApiError,
@@ -33,177 +42,125 @@ from alembic_operator.errors import (
     Forbidden,
     NotFound,
 )
-
-if TYPE_CHECKING:
-    from kubernetes.client import Configuration
+from alembic_operator.model.spec import LabelSelector
 
 USER_AGENT = f"alembic-operator/{__version__}"
-MAX_IN_FLIGHT = 48  # requests at once (the official client managed ~6: one per pool thread)
+MAX_IN_FLIGHT = 48  # requests at once
 REQUEST_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+_PATCH_TYPES = {
+    MERGE_PATCH: PatchType.MERGE,
+    JSON_PATCH: PatchType.JSON,
+    STRATEGIC_PATCH: PatchType.STRATEGIC,
+}
+# The RBAC verbs a call may name (tests/delivery/test_rbac.py derives the chart's rules from them).
+VERBS = frozenset({"get", "list", "create", "update", "patch", "delete"})
+
 
 class Resource(NamedTuple):
-    """A REST resource: its API group ("" for core), version and plural."""
+    """A REST resource: its API group ("" for core), version, plural and kind."""
 
     group: str
     version: str
     plural: str
-
-    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
-        """The URL path; an empty ``namespace`` means a cluster-scoped resource."""
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        scope = f"/namespaces/{namespace}" if namespace else ""
-        path = f"{base}{scope}/{self.plural}"
-        if name is not None:
-            path += f"/{name}"
-        if subresource is not None:
-            path += f"/{subresource}"
-        return path
+    kind: str
+    namespaced: bool = True
 
 
-# RBAC verb -> HTTP method.
-METHODS = {
-    "get": "GET",
-    "list": "GET",
-    "create": "POST",
-    "update": "PUT",
-    "patch": "PATCH",
-    "delete": "DELETE",
-}
+@cache
+def _generic(resource: Resource) -> Any:
+    """lightkube's generic resource class for ``resource`` (its objects are plain ``dict``s)."""
+    # Defined once per process (the CLI may have defined it): lightkube's own lookup of a core
+    # group resource misses its registration, so a second definition would be refused.
+    api_version = f"{resource.group}/{resource.version}" if resource.group else resource.version
+    found = get_generic_resource(api_version, resource.kind)  # type: ignore[no-untyped-call]
+    if found is not None:
+        return found
+    create = create_namespaced_resource if resource.namespaced else create_global_resource
+    return create(resource.group, resource.version, resource.kind, resource.plural)
 
 
-def load_client() -> Configuration:
-    """In-cluster credentials when in a pod, else the kubeconfig (``$KUBECONFIG`` read now).
-
-    The library reads ``$KUBECONFIG`` once at import; reading it here lets one process (the
-    sandbox, the tests) point the operator at a cluster chosen after start-up. Blocking (a
-    kubeconfig may run an exec plugin): call it from a thread inside the event loop.
-    """
-    # Lazy, and never the generated API classes (kubernetes.client exports them lazily).
-    import kubernetes.config  # noqa: PLC0415
-    from kubernetes.client import Configuration  # noqa: PLC0415
-
-    config = Configuration()
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=os.environ.get("KUBECONFIG"), client_configuration=config
-        )
-    return config
+def selector_pairs(selector: LabelSelector) -> list[tuple[str, Any]]:
+    """A label selector as lightkube's ``labels`` (pairs of key and operator)."""
+    pairs: list[tuple[str, Any]] = sorted(selector.match_labels.items())
+    for expression in selector.match_expressions:
+        key, operator = str(expression.get("key")), str(expression.get("operator"))
+        values = sorted(str(v) for v in expression.get("values") or ())
+        if operator == "In":
+            pairs.append((key, operators.in_(values)))
+        elif operator == "NotIn":
+            pairs.append((key, operators.not_in(values)))
+        elif operator == "DoesNotExist":
+            pairs.append((key, operators.not_exists()))
+        else:  # Exists (the CRD admits no other operator)
+            pairs.append((key, operators.exists()))
+    return pairs
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """What kopf's own client (and ours) needs to reach the cluster with the same identity."""
+class _Identified(httpx2.AsyncBaseTransport):
+    """Names the operator in every request (audit logs and the tests tell it from kopf)."""
 
-    server: str
-    ca_path: str | None
-    insecure: bool
-    scheme: str | None
-    token: str | None
-    certificate_path: str | None
-    private_key_path: str | None
-    tls_server_name: str | None = None
-    proxy: str | None = None
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self._inner = inner
 
-    @property
-    def authorization(self) -> str | None:
-        if not self.token:
-            return None
-        return f"{self.scheme or 'Bearer'} {self.token}"
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.headers["User-Agent"] = USER_AGENT
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
-def token_subject(token: str | None) -> str | None:
-    """The username a ServiceAccount token authenticates as (its JWT ``sub``), if it is one.
-
-    Read without verifying the signature: only to recognise the operator's own requests at
-    admission (the apiserver did the authentication). ``None`` for other credentials.
-    """
-    parts = (token or "").split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    subject = claims.get("sub") if isinstance(claims, dict) else None
-    return str(subject) if subject else None
-
-
-def credentials(config: Configuration) -> Credentials:
-    keys = config.api_key or {}
-    token = keys.get("authorization") or keys.get("BearerToken")
-    scheme, _sep, value = str(token or "").partition(" ")
-    if scheme and not value:  # a bare token, no scheme
-        scheme, value = "Bearer", scheme
-    return Credentials(
-        server=str(config.host),
-        ca_path=config.ssl_ca_cert,
-        insecure=not config.verify_ssl,
-        scheme=scheme or None,
-        token=value or None,
-        certificate_path=config.cert_file,
-        private_key_path=config.key_file,
-        tls_server_name=getattr(config, "tls_server_name", None) or None,
-        proxy=getattr(config, "proxy", None) or None,
+def _client_for(config: SingleConfig, max_in_flight: int) -> lightkube.AsyncClient:
+    # A transport given to httpx replaces the one it would build, so it carries the TLS
+    # settings lightkube derives from the kubeconfig (CA, client certificate, insecure).
+    verify = verify_cluster(config.cluster, config.user or User(), config.abs_file)
+    limits = httpx2.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    inner = httpx2.AsyncHTTPTransport(verify=verify, limits=limits)
+    return lightkube.AsyncClient(
+        config=config,
+        timeout=httpx2.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+        transport=_Identified(inner),
+        trust_env=False,  # no proxy from the environment: the kubeconfig says where to go
     )
 
 
-def _ssl_context(found: Credentials) -> ssl.SSLContext | bool:
-    if not found.server.startswith("https"):
-        return True  # plain HTTP: unused
-    context = ssl.create_default_context(cafile=found.ca_path)
-    if found.certificate_path:
-        context.load_cert_chain(found.certificate_path, found.private_key_path)
-    if found.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class Transport:
-    """One shared aiohttp session to the API server: credentials, limits, errors.
+    """One lightkube client to the API server: credentials, limits, errors.
 
     :meth:`open` (in the operator's event loop, e.g. kopf's startup handler) creates the
-    session and :meth:`close` ends it; a call made before :meth:`open` opens it.
+    client and :meth:`close` ends it; a call made before :meth:`open` opens it.
     """
 
     def __init__(
         self,
-        client: Configuration | Credentials,
+        config: SingleConfig,
         *,
-        reload: Callable[[], Credentials] | None = None,
+        reload: Callable[[], SingleConfig] | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
-        self._credentials = client if isinstance(client, Credentials) else credentials(client)
-        self._reload = reload or (lambda: credentials(load_client()))
-        self._base = self._credentials.server.rstrip("/")
+        self._config = config
+        self._reload = reload or load_config
         self._max_in_flight = max_in_flight
         self._limit = asyncio.Semaphore(max_in_flight)
-        self._session: aiohttp.ClientSession | None = None
+        self._client: lightkube.AsyncClient | None = None
+        self._retired: list[lightkube.AsyncClient] = []
         self._auth_generation = 0
         self._auth_lock = asyncio.Lock()
 
     async def open(self) -> None:
-        if self._session is not None:
-            return
-        connector = aiohttp.TCPConnector(
-            limit=self._max_in_flight, ssl=_ssl_context(self._credentials)
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(
-                total=REQUEST_TIMEOUT_SECONDS, sock_connect=CONNECT_TIMEOUT_SECONDS
-            ),
-        )
+        if self._client is None:
+            self._client = _client_for(self._config, self._max_in_flight)
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        clients = [c for c in (self._client, *self._retired) if c is not None]
+        self._client, self._retired = None, []
+        for client in clients:
+            await client.close()
 
     # --- the one way out --------------------------------------------------------------------
 
@@ -216,89 +173,113 @@ class Transport:
         *,
         what: str,
         subresource: str | None = None,
-        params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | Sequence[Any] | None = None,
-        content_type: str = "application/json",
-        text: bool = False,
+        content_type: str = MERGE_PATCH,
+        labels: Iterable[tuple[str, Any]] | None = None,
+        log: Mapping[str, Any] | None = None,
     ) -> Any:
-        """One request: ``verb`` is the RBAC verb; the JSON answer (or text, for logs)."""
-        url = self._base + resource.path(namespace, name, subresource)
-        data = None if body is None else json.dumps(body).encode()
-        method = METHODS[verb]
-        retried_auth = False
-        retried_connection = False
+        """One request: ``verb`` is the RBAC verb; the object (a ``dict``), the items of a list,
+        a log's text, or ``None`` for a delete. ``log``: lightkube's ``log()`` keywords."""
+        retried_auth = retried_connection = False
         while True:
             generation = self._auth_generation
             try:
-                status, raw = await self._send(method, url, params, data, content_type)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                # A kept-alive connection the server closed meanwhile: GETs are safe to resend.
-                resend = isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
-                if resend and method == "GET" and not retried_connection:
+                async with self._limit:
+                    return await self._send(
+                        verb, resource, namespace, name,
+                        subresource=subresource, body=body, content_type=content_type,
+                        labels=labels, log=log,
+                    )  # fmt: skip
+            except httpx2.HTTPStatusError as exc:  # lightkube's ApiError is one too
+                status = exc.response.status_code
+                if status == 401 and not retried_auth:
+                    retried_auth = True
+                    await self._refresh_credentials(generation)
+                    continue
+                raise _translate(what, exc) from None
+            except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
+                # A kept-alive connection the server closed meanwhile: reads are safe to resend.
+                if verb in ("get", "list") and not retried_connection:
                     retried_connection = True
                     continue
-                raise ApiUnavailable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
-            if status == 401 and not retried_auth:
-                retried_auth = True
-                await self._refresh_credentials(generation)
-                continue
-            if status >= 400:
-                raise _translate(what, status, raw)
-            if text:
-                return raw.decode("utf-8", errors="replace")
-            return json.loads(raw) if raw else {}
+                raise _unavailable(what, exc) from None
+            except (httpx2.HTTPError, OSError) as exc:
+                raise _unavailable(what, exc) from None
 
     async def _send(
         self,
-        method: str,
-        url: str,
-        params: Mapping[str, str] | None,
-        data: bytes | None,
+        verb: str,
+        resource: Resource,
+        namespace: str,
+        name: str | None,
+        *,
+        subresource: str | None,
+        body: Mapping[str, Any] | Sequence[Any] | None,
         content_type: str,
-    ) -> tuple[int, bytes]:
-        if self._session is None:
+        labels: Iterable[tuple[str, Any]] | None,
+        log: Mapping[str, Any] | None,
+    ) -> Any:
+        if self._client is None:
             await self.open()
-        assert self._session is not None
-        headers = {"Content-Type": content_type} if data is not None else {}
-        authorization = self._credentials.authorization
-        if authorization:
-            headers["Authorization"] = authorization
-        async with (
-            self._limit,
-            self._session.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers=headers,
-                proxy=self._credentials.proxy,
-                server_hostname=self._credentials.tls_server_name,
-            ) as response,
-        ):
-            return response.status, await response.read()
+        client = self._client
+        assert client is not None
+        res = _generic(resource)
+        ns = namespace if resource.namespaced else None
+        if verb == "get" and subresource == "log":
+            lines = client.log(str(name), namespace=ns, **(log or {}))
+            return "".join([line async for line in lines])
+        if subresource == "status":
+            res = res.Status
+        if verb == "get":
+            return dict(await client.get(res, str(name), namespace=ns))
+        if verb == "list":
+            # Pairs, not a dict: a key may appear twice (lightkube's selector builder takes both).
+            selector: Any = list(labels) if labels else None
+            listed = client.list(res, namespace=ns, labels=selector)
+            return [dict(item) async for item in listed]
+        if verb == "create":  # lightkube takes the namespace from the body's metadata
+            return dict(await client.create(res(_placed(body, ns))))
+        if verb == "update":
+            return dict(await client.replace(res(_placed(body, ns))))
+        if verb == "patch":
+            patch_type = _PATCH_TYPES[content_type]
+            return dict(
+                await client.patch(res, str(name), body, namespace=ns, patch_type=patch_type)
+            )
+        if verb == "delete":
+            await client.delete(res, str(name), namespace=ns, cascade=CascadeType.BACKGROUND)
+            return None
+        raise ValueError(f"not an RBAC verb the adapter sends: {verb!r}")
 
     async def _refresh_credentials(self, generation: int) -> None:
         """Re-read the credentials once per 401 wave (a token rotated or expired)."""
         async with self._auth_lock:
             if self._auth_generation != generation:
                 return  # another request refreshed them meanwhile
-            try:
-                found = await asyncio.to_thread(self._reload)
-            except Exception:  # keep the old ones; the 401 is reported
-                found = self._credentials
-            self._credentials = found
             self._auth_generation += 1
+            try:
+                config = await asyncio.to_thread(self._reload)
+            except Exception:  # keep the old ones; the 401 is reported
+                return
+            # Requests in flight finish on the old client; it is closed with this one.
+            if self._client is not None:
+                self._retired.append(self._client)
+            self._config, self._client = config, _client_for(config, self._max_in_flight)
 
 
-def _translate(what: str, status: int, raw: bytes) -> ApiError:
-    reason, detail, phrase = "", "", ""
-    try:
-        body = json.loads(raw or b"{}")
-        reason, detail = str(body.get("reason", "")), str(body.get("message", ""))
-    except (TypeError, ValueError, AttributeError):
-        detail = raw.decode("utf-8", errors="replace")[:500]
-    with contextlib.suppress(ValueError):
-        phrase = HTTPStatus(status).phrase
+def _placed(body: Mapping[str, Any] | Sequence[Any] | None, namespace: str | None) -> Any:
+    """``body`` with ``metadata.namespace`` set to the namespace the call names."""
+    if not isinstance(body, Mapping):
+        raise TypeError("create and update take an object")
+    if namespace is None:
+        return dict(body)
+    return {**body, "metadata": {**(body.get("metadata") or {}), "namespace": namespace}}
+
+
+def _translate(what: str, exc: httpx2.HTTPStatusError) -> ApiError:
+    status = exc.response.status_code
+    reason, detail = _status_of(exc)
+    phrase = exc.response.reason_phrase
     message = f"{what}: {status} {reason or phrase}: {detail}".rstrip(": ")
     if status == 404:
         return NotFound(message, status=status, reason=reason)
@@ -310,3 +291,19 @@ def _translate(what: str, status: int, raw: bytes) -> ApiError:
     if status == 429 or status >= 500:
         return ApiUnavailable(message, status=status, reason=reason)
     return ApiError(message, status=status, reason=reason)
+
+
+def _status_of(exc: httpx2.HTTPStatusError) -> tuple[str, str]:
+    """The Status object's reason and message; else the start of the body says what happened."""
+    if isinstance(exc, LightkubeError):
+        return str(exc.status.reason or ""), str(exc.status.message or "")
+    # lightkube decodes a Status only when the Content-Type is exactly application/json.
+    try:
+        body = exc.response.json()
+        return str(body.get("reason", "")), str(body.get("message", ""))
+    except (ValueError, AttributeError):
+        return "", exc.response.text[:500]
+
+
+def _unavailable(what: str, exc: BaseException) -> ApiUnavailable:
+    return ApiUnavailable(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "))

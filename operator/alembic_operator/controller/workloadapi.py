@@ -13,14 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alembic_operator.controller.transport import Resource, Transport
+from alembic_operator.controller.transport import (
+    JSON_PATCH,
+    STRATEGIC_PATCH,
+    Resource,
+    Transport,
+    selector_pairs,
+)
 from alembic_operator.errors import ApiError, Conflict, NotFound
+from alembic_operator.model.spec import LabelSelector
 
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-
-PODS = Resource("", "v1", "pods")
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
+PODS = Resource("", "v1", "pods", "Pod")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 
 
 class WorkloadApi(Transport):
@@ -39,17 +43,18 @@ class WorkloadApi(Transport):
             return None
 
     async def list_deployments(
-        self, namespace: str, *, label_selector: str | None = None
+        self, namespace: str, *, selector: LabelSelector | None = None
     ) -> list[dict[str, Any]]:
-        """Deployments of ``namespace`` (matching ``label_selector`` when given)."""
-        listed = await self._call(
-            "list",
-            DEPLOYMENTS,
-            namespace,
-            params={"labelSelector": label_selector} if label_selector else None,
-            what=f"list Deployments in {namespace}",
+        """Deployments of ``namespace`` (matching ``selector`` when given)."""
+        return list(
+            await self._call(
+                "list",
+                DEPLOYMENTS,
+                namespace,
+                labels=selector_pairs(selector) if selector is not None else None,
+                what=f"list Deployments in {namespace}",
+            )
         )
-        return [dict(item) for item in listed.get("items") or ()]
 
     async def patch_deployment(
         self, namespace: str, name: str, operations: Sequence[Mapping[str, Any]]

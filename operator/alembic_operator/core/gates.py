@@ -88,23 +88,6 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool
     return True
 
 
-def selector_string(selector: LabelSelector) -> str:
-    """The selector as the API's ``labelSelector`` query parameter."""
-    parts = [f"{k}={v}" for k, v in sorted(selector.match_labels.items())]
-    for expression in selector.match_expressions:
-        key, operator = str(expression.get("key")), str(expression.get("operator"))
-        values = ",".join(sorted(str(v) for v in expression.get("values") or ()))
-        parts.append(
-            {
-                "In": f"{key} in ({values})",
-                "NotIn": f"{key} notin ({values})",
-                "Exists": key,
-                "DoesNotExist": f"!{key}",
-            }.get(operator, key)
-        )
-    return ",".join(parts)
-
-
 def is_active(gate: GateSpec | None) -> bool:
     return gate is not None and gate.mode is GateMode.PAUSE
 
