@@ -108,14 +108,17 @@ class Cluster:
 
     def list_job_pods(self, job: str, namespace: str | None = None) -> list[dict[str, Any]]:
         ns = namespace or self.namespace
-        labels: Any = {"job-name": job}
-        listed = lambda: [dict(p) for p in self._client.list(PODS, namespace=ns, labels=labels)]  # noqa: E731
-        return self._call(listed)
+        labels: dict[str, Any] = {"job-name": job}
+        return self._call(
+            lambda: [dict(p) for p in self._client.list(PODS, namespace=ns, labels=labels)]
+        )
 
     def read_log(self, pod: str, container: str, namespace: str | None = None) -> str:
         ns = namespace or self.namespace
-        lines = lambda: "".join(self._client.log(pod, namespace=ns, container=container))  # noqa: E731
-        return self._call(lines, f"pod {pod} not found in namespace {ns}")
+        return self._call(
+            lambda: "".join(self._client.log(pod, namespace=ns, container=container)),
+            f"pod {pod} not found in namespace {ns}",
+        )
 
     def follow_log(self, pod: str, container: str, namespace: str | None = None) -> Iterator[str]:
         """The log as it is written, until the container ends (no read timeout)."""
