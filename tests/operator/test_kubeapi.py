@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from aiohttp import web
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.config.models import Cluster, User
 
+from alembic_operator import __version__
 from alembic_operator.controller.kubeapi import KubeApi
 from alembic_operator.errors import (
     AlreadyExists,
@@ -257,5 +259,47 @@ async def test_secret_key_names_are_reused_briefly(server: Server) -> None:
         assert await api.read_secret_keys("ns", "s") == {"url"}
         assert await api.read_secret_keys("ns", "s") == {"url"}
         assert len(server.seen) == 1
+    finally:
+        await api.close()
+
+
+async def test_requests_name_the_operator_and_logs_are_capped(server: Server) -> None:
+    """The User-Agent tells our requests from kopf's; a log is cut at ``limit_bytes``."""
+    agents: list[str] = []
+
+    def answer(request: web.Request) -> web.Response:
+        agents.append(request.headers.get("User-Agent", ""))
+        return web.Response(text="line one\n" + "x" * 5000 + "\n", content_type="text/plain")
+
+    server.answer = answer
+    api = KubeApi(creds(server.url))
+    try:
+        text = await api.read_pod_log("ns", "p", container="migrate", limit_bytes=100, tail_lines=3)
+    finally:
+        await api.close()
+    assert text.startswith("line one\nxxx") and len(text.encode()) == 100
+    path, _sep, query = server.seen[0][1].partition("?")
+    assert path == "/api/v1/namespaces/ns/pods/p/log"
+    assert {"tailLines=3", "container=migrate", "follow=false"} <= set(query.split("&"))
+    assert agents == [f"alembic-operator/{__version__}"]
+
+
+async def test_a_token_file_is_read_again_on_a_401(server: Server, tmp_path: Path) -> None:
+    """In a pod the ServiceAccount token rotates: the file is read again, the call succeeds."""
+    token = tmp_path / "token"
+    token.write_text("old")
+    server.answer = lambda r: (
+        web.json_response({"metadata": {"name": "j"}})
+        if r.headers.get("Authorization") == "Bearer new"
+        else status(401, "Unauthorized")
+    )
+    config = KubeConfig.from_one(
+        cluster=Cluster(server=server.url), user=User(token_file=str(token))
+    ).get()
+    assert config is not None
+    api = KubeApi(config)
+    try:
+        token.write_text("new")  # rotated after the first read of the file
+        assert await api.get_job("ns", "j") == {"metadata": {"name": "j"}}
     finally:
         await api.close()

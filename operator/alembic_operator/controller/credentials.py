@@ -34,7 +34,9 @@ def load_config() -> SingleConfig:
     """
     try:
         config = KubeConfig.from_env().get()
-    except (ConfigError, OSError, ValueError, KeyError) as exc:
+    except KeyError as exc:  # a section or a name the kubeconfig lacks
+        raise ConfigurationError(f"no cluster credentials: the kubeconfig has no {exc}") from None
+    except (ConfigError, OSError, ValueError) as exc:
         raise ConfigurationError(f"no cluster credentials: {exc}") from None
     if config is None:
         raise ConfigurationError("no cluster credentials: the kubeconfig has no current context")
