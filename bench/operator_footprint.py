@@ -37,6 +37,7 @@ if __package__ in (None, ""):
 from bench.common import (
     GOAL_MISSED,
     OPERATORS,
+    Api,
     Cluster,
     cluster,
     common_args,
@@ -120,17 +121,9 @@ async def populate(c: Cluster, *, deployments: int, migrations: int, namespaces:
     if not deployments and not migrations:
         return
     started = time.monotonic()
-    gate = asyncio.Semaphore(32)
     connector = aiohttp.TCPConnector(ssl=c.plane.ssl_context())
     async with aiohttp.ClientSession(c.plane.server, connector=connector) as http:
-
-        async def call(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-            async with gate, http.request(method, path, json=body, headers=_HEADERS[method]) as r:
-                answer: dict[str, Any] = await r.json()
-                if r.status >= 300:
-                    raise RuntimeError(f"{method} {path}: {r.status} {answer.get('message')}")
-                return answer
-
+        call = Api(http).call
         names = [f"bench-{i}" for i in range(namespaces)]
         await asyncio.gather(
             *(call("POST", "/api/v1/namespaces", {"metadata": {"name": n}}) for n in names)
@@ -161,9 +154,6 @@ async def populate(c: Cluster, *, deployments: int, migrations: int, namespaces:
         f"namespaces in {time.monotonic() - started:.1f} s",
         flush=True,
     )
-
-
-_HEADERS = {"POST": {}, "PATCH": {"Content-Type": "application/merge-patch+json"}}
 
 
 async def one(
