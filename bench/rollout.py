@@ -216,13 +216,16 @@ def _marks(kind: str, obj: dict[str, Any]) -> list[str]:
     ):
         marks.append(f"job/{name}/complete")
     if kind == "pod":
-        job = (obj["metadata"].get("labels") or {}).get("job-name")
+        labels = obj["metadata"].get("labels") or {}
+        # Keyed by the Job's uid too: Helm's next hook Job has the same name, and the previous
+        # one's pod still changes (finalizer removed, deleted) after that Job is gone.
+        job, uid = labels.get("job-name"), labels.get("batch.kubernetes.io/controller-uid")
         phase = status.get("phase")
         if job and phase in ("Running", "Succeeded"):
-            marks.append(f"runner/{job}/running")
+            marks.append(f"runner/{job}/{uid}/running")
         if job and phase == "Succeeded":
-            marks.append(f"runner/{job}/done")
-        app = (obj["metadata"].get("labels") or {}).get("app")
+            marks.append(f"runner/{job}/{uid}/done")
+        app = labels.get("app")
         if app and not obj["spec"].get("schedulingGates") and obj["spec"].get("nodeName"):
             marks.append(f"app/{app}/bound")
     if kind == "migration" and status.get("phase") == "Succeeded":
@@ -371,6 +374,7 @@ def _profile(watcher: Watcher, tag: str, flow: str, started: float) -> dict[str,
         if key.startswith("job/") and key.endswith("/seen") and tag in key and at >= started
     )
     job = jobs[-1][1] if jobs else ""
+    uid = (watcher.objects.get(("job", job)) or {"metadata": {}})["metadata"].get("uid")
     successes = sorted(
         (at, key)
         for key, at in watcher.seen.items()
@@ -379,8 +383,8 @@ def _profile(watcher: Watcher, tag: str, flow: str, started: float) -> dict[str,
     gate = successes[-1][1] if flow == "ours" and successes else f"job/{job}/complete"
     keys = {
         "job created": f"job/{job}/seen",
-        "runner running": f"runner/{job}/running",
-        "runner done": f"runner/{job}/done",
+        "runner running": f"runner/{job}/{uid}/running",
+        "runner done": f"runner/{job}/{uid}/done",
         "gate lifted": gate,
     }
     out = {phase: watcher.seen[key] - started for phase, key in keys.items() if key in watcher.seen}
