@@ -37,22 +37,23 @@ if __package__ in (None, ""):
 import aiohttp
 
 from bench.common import (
+    DURATION_METRIC,
     GOAL_MISSED,
     common_args,
     median,
     percentile,
     record,
+    scrape_webhook_series,
     spread,
     table,
     verdict,
+    webhook_calls,
 )
 
 GOAL_ADDED_P99_MS = 10.0
 GATED_NS, BASELINE_NS = "bench-gated", "kube-system"
 MIGRATION = "bench-held"
 GATE_LABEL = "alembic-operator.dev/migration"
-WEBHOOK_METRIC = "apiserver_admission_webhook_request_total"
-DURATION_METRIC = "apiserver_admission_webhook_admission_duration_seconds_bucket"
 
 
 def pod(namespace: str, index: int, round_: int) -> dict[str, Any]:
@@ -114,28 +115,6 @@ async def delete_pods(http: aiohttp.ClientSession, namespace: str) -> None:
     raise RuntimeError(f"the pods in {namespace} were not deleted within 60 s")
 
 
-async def scrape(http: aiohttp.ClientSession) -> dict[str, float]:
-    """The apiserver's webhook series (request counts, duration buckets) by full series text."""
-    async with http.get("/metrics") as r:
-        text = await r.text()
-    series: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith((WEBHOOK_METRIC, DURATION_METRIC)):
-            name, _, value = line.rpartition(" ")
-            series[name] = float(value)
-    return series
-
-
-def webhook_calls(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """Requests per webhook name between two scrapes."""
-    calls: dict[str, float] = defaultdict(float)
-    for key, value in after.items():
-        if key.startswith(WEBHOOK_METRIC + "{"):
-            name = re.search(r'name="([^"]+)"', key)
-            calls[name.group(1) if name else "?"] += value - before.get(key, 0.0)
-    return {k: v for k, v in calls.items() if v}
-
-
 def histogram_p99_ms(before: dict[str, float], after: dict[str, float], webhook: str) -> float:
     """p99 (upper bucket bound, ms) of the webhook's admission duration between two scrapes."""
     buckets: dict[float, float] = defaultdict(float)
@@ -191,11 +170,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             for r in range(1, args.rounds + 1):
                 order = (GATED_NS, BASELINE_NS) if r % 2 else (BASELINE_NS, GATED_NS)
                 for ns in order:
-                    before = await scrape(http)
+                    before = await scrape_webhook_series(http)
                     latencies = await create_at_rate(
                         http, ns, rate=args.rate, seconds=args.seconds, round_=r
                     )
-                    after = await scrape(http)
+                    after = await scrape_webhook_series(http)
                     await delete_pods(http, ns)
                     which = "gated" if ns == GATED_NS else "baseline"
                     data[which].append(latencies)

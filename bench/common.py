@@ -223,6 +223,65 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# --- the cluster admin's requests, and the apiserver's own webhook counts -----------------------
+
+_CONTENT_TYPES = {"PATCH": "application/merge-patch+json"}
+
+
+class Api:
+    """The cluster admin's requests over one aiohttp session (base URL: the apiserver), at most
+    ``concurrency`` at once: the benchmarks create hundreds of objects, and kubectl would fork a
+    process for each."""
+
+    def __init__(self, http: Any, concurrency: int = 32) -> None:
+        self.http = http  # aiohttp.ClientSession
+        self.gate = asyncio.Semaphore(concurrency)
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, allow: Sequence[int] = (), **params: str
+    ) -> Any:
+        """The answer's JSON; a status >= 300 not in ``allow`` raises with the apiserver's message.
+
+        PATCH bodies are JSON merge patches; ``params`` become the query string.
+        """
+        headers = {"Content-Type": _CONTENT_TYPES[method]} if method in _CONTENT_TYPES else {}
+        async with (
+            self.gate,
+            self.http.request(method, path, json=body, params=params or None, headers=headers) as r,
+        ):
+            answer = await r.json()
+            if r.status >= 300 and r.status not in allow:
+                raise RuntimeError(f"{method} {path}: {r.status} {answer.get('message')}")
+            return answer
+
+
+WEBHOOK_METRIC = "apiserver_admission_webhook_request_total"
+DURATION_METRIC = "apiserver_admission_webhook_admission_duration_seconds_bucket"
+
+
+async def scrape_webhook_series(http: Any) -> dict[str, float]:
+    """The apiserver's webhook series (request counts, duration buckets) by full series text."""
+    async with http.get("/metrics") as r:
+        text = await r.text()
+    series: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith((WEBHOOK_METRIC, DURATION_METRIC)):
+            name, _, value = line.rpartition(" ")
+            series[name] = float(value)
+    return series
+
+
+def webhook_calls(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Requests the apiserver sent to each admission webhook (by name) between two scrapes."""
+    calls: dict[str, float] = {}
+    for key, value in after.items():
+        if key.startswith(WEBHOOK_METRIC + "{"):
+            name = re.search(r'name="([^"]+)"', key)
+            webhook = name.group(1) if name else "?"
+            calls[webhook] = calls.get(webhook, 0.0) + value - before.get(key, 0.0)
+    return {k: v for k, v in calls.items() if v}
+
+
 # --- the real local cluster (tests/cluster) --------------------------------------------------
 
 NOTES: set[str] = set()  # caveats of this run, appended to every recorded section

@@ -216,13 +216,16 @@ def _marks(kind: str, obj: dict[str, Any]) -> list[str]:
     ):
         marks.append(f"job/{name}/complete")
     if kind == "pod":
-        job = (obj["metadata"].get("labels") or {}).get("job-name")
+        labels = obj["metadata"].get("labels") or {}
+        # Keyed by the Job's uid too: Helm's next hook Job has the same name, and the previous
+        # one's pod still changes (finalizer removed, deleted) after that Job is gone.
+        job, uid = labels.get("job-name"), labels.get("batch.kubernetes.io/controller-uid")
         phase = status.get("phase")
         if job and phase in ("Running", "Succeeded"):
-            marks.append(f"runner/{job}/running")
+            marks.append(f"runner/{job}/{uid}/running")
         if job and phase == "Succeeded":
-            marks.append(f"runner/{job}/done")
-        app = (obj["metadata"].get("labels") or {}).get("app")
+            marks.append(f"runner/{job}/{uid}/done")
+        app = labels.get("app")
         if app and not obj["spec"].get("schedulingGates") and obj["spec"].get("nodeName"):
             marks.append(f"app/{app}/bound")
     if kind == "migration" and status.get("phase") == "Succeeded":
@@ -291,37 +294,33 @@ async def _run(argv: list[str], *, stdin: str | None = None) -> None:
         raise RuntimeError(f"{argv[:4]} failed: {out.decode()[-2000:]}")
 
 
-async def apply_ours(env: Env, tag: str, *, image: str, url: str, replicas: int) -> None:
+async def _kubectl(env: Env, *args: str, stdin: str | None = None) -> None:
+    """The real kubectl as the cluster admin, in the benchmark's namespace."""
     from tests.cluster.fixtures import tool  # noqa: PLC0415 - cluster benchmarks only
 
-    bodies = ours_manifests(tag, image=image, url=url, replicas=replicas)
     kubeconfig = str(env.sandbox.kubeconfig)
-    await _run(
-        [str(tool("kubectl")), "--kubeconfig", kubeconfig, "apply", "-n", NS, "-f", "-"],
-        stdin=yaml.safe_dump_all(bodies),
-    )
+    await _run([str(tool("kubectl")), "--kubeconfig", kubeconfig, "-n", NS, *args], stdin=stdin)
+
+
+async def _helm(env: Env, *args: str) -> None:
+    """The real helm as the cluster admin, in the benchmark's namespace."""
+    await _run([env.helm, *args, "--kubeconfig", str(env.sandbox.kubeconfig), "-n", NS])
+
+
+async def _delete(env: Env, *objects: str) -> None:
+    """``kubectl delete`` of ``kind/name`` objects, absent ones ignored, without waiting."""
+    await _kubectl(env, "delete", *objects, "--ignore-not-found", "--wait=false")
+
+
+async def apply_ours(env: Env, tag: str, *, image: str, url: str, replicas: int) -> None:
+    bodies = ours_manifests(tag, image=image, url=url, replicas=replicas)
+    await _kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(bodies))
 
 
 async def apply_helm(env: Env, tag: str, *, image: str, url: str, replicas: int) -> None:
-    await _run(
-        [
-            env.helm,
-            "upgrade",
-            "--install",
-            f"app-{tag}",
-            str(REPO / "bench" / "peer-chart"),
-            "--kubeconfig",
-            str(env.sandbox.kubeconfig),
-            "-n",
-            NS,
-            "--set",
-            f"image={image}",
-            "--set",
-            f"replicas={replicas}",
-            "--set",
-            f"databaseUrl={url}",
-        ]
-    )
+    chart = str(REPO / "bench" / "peer-chart")
+    values = (f"image={image}", f"replicas={replicas}", f"databaseUrl={url}")
+    await _helm(env, "upgrade", "--install", f"app-{tag}", chart, *(f"--set={v}" for v in values))
 
 
 APPLY = {"ours": apply_ours, "helm": apply_helm}
@@ -375,6 +374,7 @@ def _profile(watcher: Watcher, tag: str, flow: str, started: float) -> dict[str,
         if key.startswith("job/") and key.endswith("/seen") and tag in key and at >= started
     )
     job = jobs[-1][1] if jobs else ""
+    uid = (watcher.objects.get(("job", job)) or {"metadata": {}})["metadata"].get("uid")
     successes = sorted(
         (at, key)
         for key, at in watcher.seen.items()
@@ -383,8 +383,8 @@ def _profile(watcher: Watcher, tag: str, flow: str, started: float) -> dict[str,
     gate = successes[-1][1] if flow == "ours" and successes else f"job/{job}/complete"
     keys = {
         "job created": f"job/{job}/seen",
-        "runner running": f"runner/{job}/running",
-        "runner done": f"runner/{job}/done",
+        "runner running": f"runner/{job}/{uid}/running",
+        "runner done": f"runner/{job}/{uid}/done",
         "gate lifted": gate,
     }
     out = {phase: watcher.seen[key] - started for phase, key in keys.items() if key in watcher.seen}
@@ -393,41 +393,12 @@ def _profile(watcher: Watcher, tag: str, flow: str, started: float) -> dict[str,
 
 async def _clean(env: Env, flow: str, tag: str) -> None:
     """Delete the round's objects (their pods stop), so later rounds run on an idle machine."""
-    from tests.cluster.fixtures import tool  # noqa: PLC0415 - cluster benchmarks only
-
-    kubeconfig = str(env.sandbox.kubeconfig)
     if flow == "helm":
-        await _run([env.helm, "uninstall", f"app-{tag}", "--kubeconfig", kubeconfig, "-n", NS])
-        await _run(
-            [
-                str(tool("kubectl")),
-                "--kubeconfig",
-                kubeconfig,
-                "delete",
-                "-n",
-                NS,
-                "job",
-                f"app-{tag}-migrate",
-                "--ignore-not-found",
-                "--wait=false",
-            ]
-        )
+        await _helm(env, "uninstall", f"app-{tag}")
+        await _delete(env, f"job/app-{tag}-migrate")  # a hook Job: helm uninstall leaves it
     else:
-        await _run(
-            [
-                str(tool("kubectl")),
-                "--kubeconfig",
-                kubeconfig,
-                "delete",
-                "-n",
-                NS,
-                f"deployment/app-{tag}",
-                f"databasemigration/m-{tag}",
-                f"secret/db-{tag}",
-                "--ignore-not-found",
-                "--wait=false",
-            ]
-        )
+        objects = (f"deployment/app-{tag}", f"databasemigration/m-{tag}", f"secret/db-{tag}")
+        await _delete(env, *objects)
     await env.watcher.wait(
         lambda: (
             not any(

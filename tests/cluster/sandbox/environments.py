@@ -164,11 +164,14 @@ async def sandbox_cluster(
     extra_images: Mapping[str, ImageSpec] | None = None,
     apiserver_flags: Sequence[str] = (),
     kubelet_namespace: str | None = NS,
+    chart_values: Sequence[str] = (),
 ) -> AsyncIterator[Sandbox]:
     """Control plane + RBAC + webhook + kubelet + operator; yields once the operator serves.
 
-    ``extra_images``, ``apiserver_flags`` (e.g. an audit log) and ``kubelet_namespace`` (None:
-    the kubelet runs the pods of every namespace) are for the benchmarks.
+    ``extra_images``, ``apiserver_flags`` (e.g. an audit log), ``kubelet_namespace`` (None:
+    the kubelet runs the pods of every namespace) and ``chart_values`` (more ``helm template``
+    arguments, e.g. ``-f values.yaml`` with a ``webhook.namespaceSelector``) are for the
+    benchmarks.
     """
     started = time.monotonic()
     kubelet_images: dict[str, ImageSpec | LocalImage] = {}
@@ -191,7 +194,7 @@ async def sandbox_cluster(
         shutil.copyfile(plane.admin_kubeconfig, kubeconfig)
         kubeconfig.chmod(0o600)
         webhook_port, certs = free_port(), _webhook_certificate(plane, workdir)
-        chart_args = _chart_args(plane)
+        chart_args = (*_chart_args(plane), *chart_values)
         identity = await asyncio.to_thread(install_operator_identity, plane, *chart_args)
         operator_kubeconfig = identity.kubeconfig(plane, workdir / "operator.kubeconfig", NS)
         await asyncio.to_thread(_install_webhook, plane, chart_args, webhook_port)
