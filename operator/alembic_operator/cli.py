@@ -198,7 +198,7 @@ def _run(argv: Sequence[str]) -> int:
 def _export(args: argparse.Namespace) -> None:
     """Hand the options to the startup handler, which reads them from the environment."""
     from alembic_operator.controller import serving
-    from alembic_operator.controller.caches import RESYNC_ENV
+    from alembic_operator.controller.caches import CLUSTERWIDE_ENV, RESYNC_ENV
     from alembic_operator.controller.metrics import METRICS_PORT_ENV
 
     # The startup handler reads them (also when kopf runs the handlers module directly).
@@ -217,6 +217,7 @@ def _export(args: argparse.Namespace) -> None:
         serving.NAMESPACE_ENV: args.operator_namespace,
         serving.IDENTITY_ENV: args.identity,
         RESYNC_ENV: args.resync_seconds,
+        CLUSTERWIDE_ENV: None if args.namespace else "1",
     }
     for name, value in values.items():
         if value is not None:

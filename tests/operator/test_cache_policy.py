@@ -2,7 +2,9 @@
 
 - A deletion the operator's watch misses (the fault proxy drops the DELETED event from the
   open watch of DatabaseMigrations, the operator keeps running) stops deciding for the
-  Deployment it gated within the resync period: the resync's LIST finds the migration gone.
+  Deployment it gated within the resync period. A migration with nothing queued (Succeeded)
+  is found gone by the resync's LIST: of its namespace, or of the whole cluster in one request
+  when the operator watches every namespace.
 - A terminated pod's log is read once (by pod uid), however many reconciles look at a failed
   migration or a plan awaiting approval.
 
@@ -40,10 +42,15 @@ RESYNC_SECONDS = 1.0
 
 
 @pytest.fixture(autouse=True)
-def fast_resync(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # autouse: set before the cluster fixture starts the operator.
+def fast_resync(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[str | None]:
+    # autouse: set before the cluster fixture starts the operator. Parametrized "clusterwide":
+    # the resync lists every namespace at once (`alembic-operator run` without --namespace).
     monkeypatch.setenv("ALEMBIC_OPERATOR_RESYNC_SECONDS", str(RESYNC_SECONDS))
-    yield
+    if getattr(request, "param", None) == "clusterwide":
+        monkeypatch.setenv("ALEMBIC_OPERATOR_CLUSTERWIDE", "1")
+    yield getattr(request, "param", None)
 
 
 async def test_a_missed_deletion_stops_deciding_within_the_resync_period(
@@ -80,6 +87,44 @@ async def test_a_missed_deletion_stops_deciding_within_the_resync_period(
 
     assert await stays(cluster, holder, what="web after the ghost") == (False, True)
     assert took < RESYNC_SECONDS + 20
+
+
+@pytest.mark.parametrize("fast_resync", ["per-namespace", "clusterwide"], indirect=True)
+async def test_a_quiet_migrations_missed_deletion_is_found_by_the_resync_list(
+    cluster: Cluster, pg_database: Database, fast_resync: str
+) -> None:
+    """A Succeeded migration has nothing queued: only the resync's LIST can find it gone."""
+    await cluster.create_secret("shop-db", pg_database.url)
+    await cluster.create(migration("shop"))
+    await cluster.wait_phase("shop", "Succeeded")
+    assert cluster.reconciler is not None
+    index = cluster.reconciler.index
+    scope = None if fast_resync == "clusterwide" else cluster.ns
+
+    def resync_lists() -> int:
+        return sum(
+            c.verb == "list" and c.plural == "databasemigrations" and c.namespace == scope
+            for c in cluster.proxy.calls
+            if c.user_agent.startswith("alembic-operator/")
+        )
+
+    before = resync_lists()
+
+    async def relisted() -> bool:
+        return resync_lists() > before
+
+    await wait_for(relisted, what="the resync to re-list the quiet migration")
+    assert "shop" in index.migrations(cluster.ns)  # confirmed, still gating
+
+    missed = cluster.proxy.inject_fault(
+        verb="watch", plural="databasemigrations", hide_events="DELETED"
+    )
+    await cluster.client.ok("DELETE", f"{cluster.DBM}/shop")
+
+    async def forgotten() -> bool:
+        return missed.hits > 0 and "shop" not in index.migrations(cluster.ns)
+
+    await wait_for(forgotten, within=RESYNC_SECONDS + 20, what="the resync to drop the ghost")
 
 
 async def test_a_terminated_pods_log_is_read_once(

@@ -41,6 +41,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 RESYNC_ENV = "ALEMBIC_OPERATOR_RESYNC_SECONDS"
+# Set by `alembic-operator run` when it watches every namespace: the resync is then one LIST of
+# the whole cluster, not one per namespace (which a namespaced RBAC would need).
+CLUSTERWIDE_ENV = "ALEMBIC_OPERATOR_CLUSTERWIDE"
 DEFAULT_RESYNC_SECONDS = 60.0
 # How long an API answer newer than the watch waits for the watch to deliver its version; a
 # watch that re-listed past it never will, so the wait is bounded.
@@ -59,22 +62,26 @@ _UNSET: Any = object()
 
 @dataclass(frozen=True)
 class CachePolicy:
-    """The one setting: how long an entry nothing confirms is trusted (and the resync period)."""
+    """The one setting: how long an entry nothing confirms is trusted (and the resync period);
+    and whether the resync may list the whole cluster at once."""
 
     resync_seconds: float = DEFAULT_RESYNC_SECONDS
+    clusterwide: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CachePolicy:
-        raw = (os.environ if environ is None else environ).get(RESYNC_ENV, "").strip()
+        env = os.environ if environ is None else environ
+        clusterwide = env.get(CLUSTERWIDE_ENV, "").strip().lower() in ("1", "true", "yes")
+        raw = env.get(RESYNC_ENV, "").strip()
         if not raw:
-            return cls()
+            return cls(clusterwide=clusterwide)
         try:
             seconds = float(raw)
         except ValueError:
             seconds = math.nan
         if not math.isfinite(seconds) or seconds <= 0:
             raise ValueError(f"{RESYNC_ENV} must be a positive number of seconds, not {raw!r}")
-        return cls(resync_seconds=seconds)
+        return cls(resync_seconds=seconds, clusterwide=clusterwide)
 
 
 def key_of(body: Body) -> Key:
@@ -209,6 +216,9 @@ class Store(Generic[T]):
         if entry.memo is _UNSET:
             entry.memo = derive(entry.value)
         return cast(D, entry.memo)
+
+    def namespaces(self) -> list[str]:
+        return list(self._entries)
 
     def stale_namespaces(self) -> list[str]:
         """Namespaces holding an entry nothing confirmed within the period (to re-list)."""

@@ -58,6 +58,7 @@ COMPONENT = "alembic-operator"
 # Secret reads it once, not once each. Missing Secrets are never cached (a Secret created later
 # is seen on the next look); a key added or removed is seen within this time.
 SECRET_KEYS_TTL_SECONDS = 2.0
+ALL_NAMESPACES = "*"  # lightkube's "every namespace" for a LIST
 
 
 MIGRATIONS = Resource(GROUP, VERSION, PLURAL, KIND)
@@ -124,19 +125,23 @@ class KubeApi(WorkloadApi):
         key, uid, version = key_of(body), uid_of(body), version_of(body)
         self.migrations.answered(key, deepcopy(dict(body)), uid=uid, version=version, since=since)
 
-    async def resync_migrations(self, namespace: str) -> list[str]:
-        """LIST the namespace's migrations into the store; the names it held that are gone."""
+    async def resync_migrations(self, namespace: str | None) -> list[tuple[str, str]]:
+        """LIST the migrations of ``namespace`` (``None``: every namespace, one request) into
+        the store; the ones it held there that are gone."""
         since = self.migrations.now()
+        scope = namespace if namespace is not None else ALL_NAMESPACES
         listed = await self._call(
-            "list", MIGRATIONS, namespace, what=f"list {KIND} in {namespace} (resync)"
+            "list", MIGRATIONS, scope, what=f"list {KIND} in {namespace or 'all namespaces'}"
         )
-        present = {key_of(item)[1] for item in listed}
+        present = {key_of(item) for item in listed}
         for item in listed:
             self._migration_answered(item, since=since)
+        held = [namespace] if namespace is not None else list(self.migrations.namespaces())
         return [
-            name
-            for name, _ in self.migrations.entries(namespace)
-            if name not in present and self.migrations.absent((namespace, name), since=since)
+            (ns, name)
+            for ns in held
+            for name, _ in self.migrations.entries(ns)
+            if (ns, name) not in present and self.migrations.absent((ns, name), since=since)
         ]
 
     async def list_migrations(self, namespace: str, *, within: float) -> list[dict[str, Any]]:

@@ -219,22 +219,26 @@ class Reconciler:
         return parse_migration(body)
 
     async def resync(self) -> None:
-        """Forever: re-list the namespaces holding a migration nothing confirmed in the period.
+        """Forever: re-list the namespaces holding a migration nothing confirmed in the period
+        (the whole cluster in one LIST when the operator watches every namespace).
 
         What the LIST no longer has (a deletion the watch missed) is reconciled: the reconcile
         finds it gone and releases what it held. Runs on every replica (standbys serve the
         webhook from the same index).
         """
-        period = self._api.policy.resync_seconds
+        policy = self._api.policy
         while True:
-            await asyncio.sleep(period / 4)
-            for namespace in self._api.migrations.stale_namespaces():
+            await asyncio.sleep(policy.resync_seconds / 4)
+            stale = self._api.migrations.stale_namespaces()
+            # Watching every namespace: one LIST of the cluster instead of one per namespace.
+            scopes: list[str | None] = [None] if stale and policy.clusterwide else [*stale]
+            for scope in scopes:
                 try:
-                    gone = await self._api.resync_migrations(namespace)
+                    gone = await self._api.resync_migrations(scope)
                 except OperatorError as exc:
-                    log.warning("resync of the migrations in %s failed: %s", namespace, exc)
+                    log.warning("resync of the migrations in %s failed: %s", scope or "all", exc)
                     continue
-                for name in gone:
+                for namespace, name in gone:
                     log.info("%s/%s is gone (its deletion was missed): releasing", namespace, name)
                     self.migration_deleted((namespace, name))
 
