@@ -23,12 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic_operator.controller import pki
 from alembic_operator.controller.ownapi import OwnApi
 from alembic_operator.core.certificates import Stored, next_check, renewal
 from alembic_operator.errors import AlreadyExists, ApiError, Conflict
+
+if TYPE_CHECKING:
+    from alembic_operator.controller import pki
+
+# controller.pki (cryptography, ≈9 MiB of RSS) is imported by the methods that use it: an
+# operator whose certificate comes from files (cert-manager, --webhook-cert-dir) never loads it.
 
 log = logging.getLogger("alembic_operator.certificates")
 
@@ -82,6 +87,8 @@ class CertificateManager:
 
     @property
     def certfile(self) -> Path:
+        from alembic_operator.controller import pki  # noqa: PLC0415 - see the module's imports
+
         return self._workdir / pki.TLS_CRT
 
     async def run(self) -> None:
@@ -99,6 +106,8 @@ class CertificateManager:
 
     async def sync(self) -> Stored:
         """One pass; returns what the Secret holds now."""
+        from alembic_operator.controller import pki  # noqa: PLC0415 - see the module's imports
+
         material = await self._settle()
         if self.settings.configuration:
             await self.publish_ca_bundle(material.ca_bundle)
@@ -107,6 +116,8 @@ class CertificateManager:
 
     async def _settle(self) -> pki.Material:
         """The Secret's certificate, renewed (and written) first when due."""
+        from alembic_operator.controller import pki  # noqa: PLC0415 - see the module's imports
+
         names = self.settings.names()
         for _ in range(WRITE_RACES):
             secret = await self._api.get_own_secret(self.settings.namespace, self.settings.secret)
@@ -173,6 +184,8 @@ class CertificateManager:
 
     def _load(self, material: pki.Material) -> None:
         """Serve ``material``'s certificate from the next TLS handshake on (no restart)."""
+        from alembic_operator.controller import pki  # noqa: PLC0415 - see the module's imports
+
         if material.tls_crt == self._loaded:
             return
         keyfile = self._workdir / pki.TLS_KEY
