@@ -184,8 +184,10 @@ def _run(argv: Sequence[str]) -> int:
     kopf.configure(verbose=args.verbose)
     if not args.verbose:
         # kopf logs "Handler '...' succeeded." for every watch event (every Deployment of the
-        # cluster): noise that costs CPU. Handler failures are warnings and errors: still logged.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        # cluster), httpx2 every API request, aiohttp every admission request: noise that costs
+        # CPU (on the admission path too). Failures are warnings and errors: still logged.
+        for noisy in ("kopf.objects", "httpx2", "httpcore", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     kopf.run(
         standalone=args.standalone,
         namespaces=args.namespace,

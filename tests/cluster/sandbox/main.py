@@ -78,6 +78,9 @@ async def _sandbox(*, workdir: Path, database_url: str | None, keep: bool, runti
             problems.append("the chart's RBAC refused the operator a request (see its log)")
         if "Traceback" in log:
             problems.append("the operator logged a traceback (see its log)")
+        # Without --verbose the operator does not log each API or admission request.
+        if "HTTP Request:" in log or '"POST /gate-' in log:
+            problems.append("the operator logged every request (see its log)")
         for problem in problems:
             print(f"UNEXPECTED: {problem}")
         print(
