@@ -17,12 +17,14 @@ machine it installs podman and builds a base image: minutes, spent while earlier
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import secrets
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -231,10 +233,14 @@ class BackgroundBuild:
 
     def _run(self) -> None:
         started = time.monotonic()
-        try:
-            self._output = build_images()
-        except PodmanError as exc:
-            self._error = exc
+        # One build at a time on this machine (the images are the machine's, not this
+        # checkout's): another test session, or another pytest-xdist worker, waits its turn.
+        with IMAGE_BUILD_LOCK.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._output = build_images()
+            except PodmanError as exc:
+                self._error = exc
         self.took = time.monotonic() - started
 
     def result(self) -> str:
@@ -253,6 +259,7 @@ class BackgroundBuild:
             self._thread.join()
 
 
+IMAGE_BUILD_LOCK = Path(tempfile.gettempdir()) / "alembic-operator-image-build.lock"
 IMAGE_BUILD = BackgroundBuild()
 
 
