@@ -10,17 +10,22 @@ is a 403 the test sees.
 Container mode: a test marked ``@pytest.mark.podman_kubelet`` gets a kubelet that runs its pods
 with the real podman from the images scripts/image.sh builds (``built_images``, once per
 session): the app image reference :data:`APP_IMAGE` is ``localhost/shop-app:dev``, the operator
-image :data:`OPERATOR_IMAGE` is ``localhost/alembic-operator:dev``.
+image :data:`OPERATOR_IMAGE` is ``localhost/alembic-operator:dev``. When the collected tests
+need those images, the build starts in the background as soon as collection ends (on a fresh
+machine it installs podman and builds a base image: minutes, spent while earlier tests run).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import secrets
 import ssl
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -212,6 +217,66 @@ def container_images() -> dict[str, LocalImage]:
     }
 
 
+class BackgroundBuild:
+    """scripts/image.sh run once, in a thread: started early, its outcome awaited where needed."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._output = ""
+        self._error: PodmanError | None = None
+        self.took = 0.0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="image.sh", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        # One build at a time on this machine (the images are the machine's, not this
+        # checkout's): another test session, or another pytest-xdist worker, waits its turn.
+        with IMAGE_BUILD_LOCK.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._output = build_images()
+            except PodmanError as exc:
+                self._error = exc
+        self.took = time.monotonic() - started
+
+    def result(self) -> str:
+        """The build's output once it has finished (started now if it was not); raises its
+        :class:`PodmanError`."""
+        self.start()
+        assert self._thread is not None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._output
+
+    def wait(self) -> None:
+        """Let a started build finish (never leave scripts/image.sh half-way at exit)."""
+        if self._thread is not None:
+            self._thread.join()
+
+
+IMAGE_BUILD_LOCK = Path(tempfile.gettempdir()) / "alembic-operator-image-build.lock"
+IMAGE_BUILD = BackgroundBuild()
+
+
+def needs_images(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    return "built_images" in fixtures or item.get_closest_marker("podman_kubelet") is not None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.option.collectonly and any(map(needs_images, session.items)):
+        IMAGE_BUILD.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    IMAGE_BUILD.wait()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -275,14 +340,15 @@ def built_images() -> tuple[str, ...]:
     It is idempotent and its layer cache makes an up-to-date rebuild take seconds, so tests
     always run images of the current tree, never a stale build. On a fresh machine it installs
     buildah/podman and builds everything (minutes; docs/images.md). A failure fails the tests.
+    The build started in the background when collection ended (:class:`BackgroundBuild`).
     """
     started = time.monotonic()
     try:
-        output = build_images()
+        output = IMAGE_BUILD.result()
     except PodmanError as exc:
         pytest.fail(str(exc), pytrace=False)
-    took = time.monotonic() - started
-    print(f"\nscripts/image.sh: {took:.1f} s\n{output[-600:]}")
+    waited = time.monotonic() - started
+    print(f"\nscripts/image.sh: {IMAGE_BUILD.took:.1f} s, {waited:.1f} s waited\n{output[-600:]}")
     return IMAGES
 
 

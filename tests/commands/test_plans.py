@@ -25,6 +25,7 @@ from tests.commands.fabricated import SQL, awaiting_approval, sql_data, succeede
 from tests.commands.helpers import (
     KUBECTL_PLUGIN,
     OnCall,
+    Result,
     check_golden,
     cli,
     normalise_age,
@@ -81,65 +82,85 @@ async def _setup(cluster: Cluster) -> None:
     await succeeded(cluster, "done")
 
 
+async def _at_once(oncall: OnCall, *invocations: tuple[str, ...]) -> list[Result]:
+    """Independent CLI runs (no run changes what another reads) started together: each is a
+    process of its own, so their start-ups overlap instead of adding up."""
+    return list(await asyncio.gather(*(oncall(*args) for args in invocations)))
+
+
 async def test_plans_and_approvals(cluster: Cluster, oncall: OnCall) -> None:
     await _setup(cluster)
     in_ns = normalise_namespace(cluster.ns)
 
-    status = await oncall("status")
+    # What only reads (refused approvals write nothing: checked below), all at once.
+    (
+        status, as_json, as_yaml, listed_json, plan, chunked, huge, gap, none, not_awaiting, wrong
+    ) = await _at_once(
+        oncall,
+        ("status",),
+        ("status", "shop", "-o", "json"),
+        ("status", "shop", "-o", "yaml"),
+        ("status", "-o", "json"),
+        ("plan", "shop"),
+        ("plan", "chunked", "--sql-only"),
+        ("plan", "huge"),
+        ("plan", "gap"),
+        ("plan", "done"),
+        ("approve", "done"),
+        ("approve", "shop", "--plan-hash", OTHER_HASH),
+    )  # fmt: skip
     assert status.code == 0, status
     check_golden("status_awaiting", status.transcript(), normalise_age)
 
-    as_json = await oncall("status", "shop", "-o", "json")
     assert as_json.code == 0, as_json
     obj = json.loads(as_json.out)
     assert obj["status"]["plan"]["hash"] == HASH
     check_golden("status_json", as_json.transcript(), normalise_metadata, in_ns)
-    as_yaml = await oncall("status", "shop", "-o", "yaml")
     assert yaml.safe_load(as_yaml.out) == obj
     check_golden("status_yaml", as_yaml.transcript(), normalise_metadata, in_ns)
-    listed = json.loads((await oncall("status", "-o", "json")).out)
+    listed = json.loads(listed_json.out)
     assert listed["kind"] == "List"
     assert [i["metadata"]["name"] for i in listed["items"]] == sorted(
         ["shop", "chunked", "huge", "gap", "rollback", "done"]
     )
 
-    plan = await oncall("plan", "shop")
     assert plan.code == 0, plan
     assert SQL.rstrip("\n") in plan.out
     check_golden("plan", plan.transcript(), in_ns)
-    chunked = await oncall("plan", "chunked", "--sql-only")
     assert (chunked.code, chunked.out) == (0, SQL)
-    check_golden("plan_omitted", (await oncall("plan", "huge")).transcript(), in_ns)
-    gap = await oncall("plan", "gap")
+    check_golden("plan_omitted", huge.transcript(), in_ns)
     assert gap.code == 1
     check_golden("plan_incomplete", gap.transcript(), in_ns)
-    check_golden("plan_none", (await oncall("plan", "done")).transcript())
+    check_golden("plan_none", none.transcript())
 
     # Approvals: refused unless a plan is pending, and only for the plan that is pending.
-    check_golden("approve_not_awaiting", (await oncall("approve", "done")).transcript())
-    wrong = await oncall("approve", "shop", "--plan-hash", OTHER_HASH)
+    check_golden("approve_not_awaiting", not_awaiting.transcript())
     check_golden("approve_wrong_hash", wrong.transcript())
     assert APPROVE not in await _annotations(cluster, "shop")
-    approved = await oncall("approve", "shop", "--plan-hash", HASH)
+    # Each of these writes a different migration.
+    approved, destructive, rejected = await _at_once(
+        oncall,
+        ("approve", "shop", "--plan-hash", HASH),
+        ("approve", "rollback"),
+        ("reject", "chunked"),
+    )
     check_golden("approve", approved.transcript(), in_ns)
     assert (await _annotations(cluster, "shop"))[APPROVE] == HASH
-    check_golden("approve_destructive", (await oncall("approve", "rollback")).transcript(), in_ns)
+    check_golden("approve_destructive", destructive.transcript(), in_ns)
 
-    rejected = await oncall("reject", "chunked")
     check_golden("reject", rejected.transcript(), in_ns)
     annotations = await _annotations(cluster, "chunked")
     assert annotations[REJECT] == OTHER_HASH
     assert APPROVE not in annotations
 
-    check_golden("retry_not_failed", (await oncall("retry", "shop")).transcript())
-    assert (await oncall("reject", "done")).code == 3
+    not_failed, reject_done = await _at_once(oncall, ("retry", "shop"), ("reject", "done"))
+    check_golden("retry_not_failed", not_failed.transcript())
+    assert reject_done.code == 3
+    await _plugin_entry_points(oncall)
 
-    # The kubectl plugin entry point runs the same commands.
-    plugin = await asyncio.to_thread(
-        run_cli, "status", "done", kubeconfig=oncall.kubeconfig, program=KUBECTL_PLUGIN
-    )
-    assert plugin.code == 0, plugin
-    assert plugin.out.splitlines()[1].split()[:2] == ["done", "Succeeded"]
+
+async def _plugin_entry_points(oncall: OnCall) -> None:
+    """The kubectl plugin entry point runs the same commands, directly and through kubectl."""
     # The real kubectl finds the installed `kubectl-dbm` on PATH (pip puts it beside python).
     plugin_bin = Path(sys.executable).parent
     assert (plugin_bin / "kubectl-dbm").exists(), (
@@ -151,20 +172,23 @@ async def test_plans_and_approvals(cluster: Cluster, oncall: OnCall) -> None:
         "KUBECONFIG": str(oncall.kubeconfig),
     }
     kubectl = str(tool("kubectl"))
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [kubectl, "dbm", "status", "done"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [kubectl, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+
+    plugin, done, missing = await asyncio.gather(
+        asyncio.to_thread(
+            run_cli, "status", "done", kubeconfig=oncall.kubeconfig, program=KUBECTL_PLUGIN
+        ),
+        asyncio.to_thread(run, "dbm", "status", "done"),
+        asyncio.to_thread(run, "dbm", "plan", "nosuch"),
     )
+    assert plugin.code == 0, plugin
+    assert plugin.out.splitlines()[1].split()[:2] == ["done", "Succeeded"]
     assert done.returncode == 0, done
     assert done.stdout.splitlines()[1].split()[:2] == ["done", "Succeeded"]
-    missing = await asyncio.to_thread(
-        subprocess.run, [kubectl, "dbm", "plan", "nosuch"], env=env, capture_output=True
-    )
     assert missing.returncode == 4, missing
 
 
@@ -173,22 +197,8 @@ async def test_missing_forbidden_and_bad_usage(
 ) -> None:
     await cluster.stop_operator()
     await succeeded(cluster, "done")
-
-    missing = await oncall("status", "nosuch")
-    check_golden("missing", missing.transcript(), normalise_namespace(cluster.ns))
-    other = await oncall("approve", "done", "-n", "other")
-    assert other.code == 4
-    assert other.err == "error: databasemigration done not found in namespace other\n"
-    assert (await oncall("plan", "nosuch")).code == 4
-    assert (await oncall("logs", "nosuch")).code == 4
-    assert (await oncall("retry", "nosuch")).code == 4
     await awaiting_approval(cluster, "orphan", plan_hash=HASH, data=sql_data(SQL))
     await cluster.client.ok("DELETE", f"{cluster.CONFIGMAPS}/orphan-plan")
-    orphan = await oncall("plan", "orphan")
-    assert orphan.code == 4
-    assert orphan.err == f"error: configmap orphan-plan not found in namespace {cluster.ns}\n"
-    assert f"plan hash:    {HASH}\n" in orphan.out
-
     # The namespace defaults to the context's; -n overrides it.
     elsewhere = write_kubeconfig(
         tmp_path / "elsewhere",
@@ -198,22 +208,6 @@ async def test_missing_forbidden_and_bad_usage(
         client=control_plane.admin,
         namespace="other",
     )
-    in_other = await cli("status", "done", kubeconfig=elsewhere)
-    assert in_other.err == "error: databasemigration done not found in namespace other\n"
-    assert (await cli("status", "done", "-n", cluster.ns, kubeconfig=elsewhere)).code == 0
-    assert (await cli("status", "done", "--context", "local", kubeconfig=elsewhere)).code == 4
-    in_context = await cli(
-        "status", "done", "--context", "local", "-n", cluster.ns, kubeconfig=elsewhere
-    )
-    assert in_context.code == 0, in_context
-
-    assert (await oncall("status", "-A", "done")).code == 2
-    usage = await oncall("approve")
-    assert usage.code == 2
-    assert "the following arguments are required: NAME" in usage.err
-    assert (await oncall("status", "-o", "wide")).code == 2
-    assert (await oncall("frobnicate")).code == 2
-
     # RBAC: get is denied (list is still allowed): a real Role on the real apiserver.
     lister = await narrow_kubeconfig(
         control_plane,
@@ -223,9 +217,58 @@ async def test_missing_forbidden_and_bad_usage(
         [rule(["databasemigrations"], ["list"])],
         tmp_path / "lister",
     )
-    forbidden = await cli("status", "done", kubeconfig=lister)
+    # None of these writes anything (refusals and errors), so they run at once.
+    as_person = [
+        ("status", "nosuch"),
+        ("approve", "done", "-n", "other"),
+        ("plan", "nosuch"),
+        ("logs", "nosuch"),
+        ("retry", "nosuch"),
+        ("plan", "orphan"),
+        ("status", "-A", "done"),
+        ("approve",),
+        ("status", "-o", "wide"),
+        ("frobnicate",),
+    ]
+    as_others = [
+        (elsewhere, ("status", "done")),
+        (elsewhere, ("status", "done", "-n", cluster.ns)),
+        (elsewhere, ("status", "done", "--context", "local")),
+        (elsewhere, ("status", "done", "--context", "local", "-n", cluster.ns)),
+        (lister, ("status", "done")),
+        (lister, ("approve", "done")),
+        (lister, ("status",)),
+    ]
+    (missing, other, plan, logs, retry, orphan, all_and_name, usage, wide, unknown,
+     in_other, named, in_context_other, in_context, forbidden, approve_denied, listed) = (
+        await asyncio.gather(
+            *(oncall(*args) for args in as_person),
+            *(cli(*args, kubeconfig=config) for config, args in as_others),
+        )
+    )  # fmt: skip
+
+    check_golden("missing", missing.transcript(), normalise_namespace(cluster.ns))
+    assert other.code == 4
+    assert other.err == "error: databasemigration done not found in namespace other\n"
+    assert plan.code == 4
+    assert logs.code == 4
+    assert retry.code == 4
+    assert orphan.code == 4
+    assert orphan.err == f"error: configmap orphan-plan not found in namespace {cluster.ns}\n"
+    assert f"plan hash:    {HASH}\n" in orphan.out
+
+    assert in_other.err == "error: databasemigration done not found in namespace other\n"
+    assert named.code == 0
+    assert in_context_other.code == 4
+    assert in_context.code == 0, in_context
+
+    assert all_and_name.code == 2
+    assert usage.code == 2
+    assert "the following arguments are required: NAME" in usage.err
+    assert wide.code == 2
+    assert unknown.code == 2
+
     check_golden("forbidden", forbidden.transcript(), normalise_namespace(cluster.ns))
-    assert (await cli("approve", "done", kubeconfig=lister)).code == 6
-    listed = await cli("status", kubeconfig=lister)
+    assert approve_denied.code == 6
     assert listed.code == 0, listed
     assert listed.out.splitlines()[1].split()[:2] == ["done", "Succeeded"]

@@ -74,7 +74,7 @@ async def test_certificate_created_on_first_start(
     print(f"certificate created and served: {time.monotonic() - started:.1f}s")
 
 
-VALIDITY = 24.0  # seconds: renewed when a third is left, i.e. about every 17 s
+VALIDITY = 16.0  # seconds: renewed when about a third is left, i.e. about every 11 s
 
 
 async def test_certificate_rotates_before_expiry_and_admission_keeps_working(
