@@ -11,7 +11,7 @@ fi
 
 # A package half-installed from a corrupt cache entry fails later in confusing ways (seen once:
 # a package without one of its files). Check the imports now; reinstall without the cache if needed.
-check='import alembic, sqlalchemy, psycopg2, pymysql, kopf, aiohttp, yaml, cryptography, re2, pytest_asyncio, lupa'
+check='import alembic, sqlalchemy, psycopg2, pymysql, kopf, aiohttp, yaml, cryptography, re2, pytest_asyncio, xdist, lupa'
 if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
     echo "bootstrap: an installed package does not import; reinstalling without the pip cache" >&2
     "$venv/bin/python" -m pip install --quiet --no-cache-dir --force-reinstall -e '.[dev]'

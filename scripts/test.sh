@@ -17,5 +17,9 @@ echo "== delivery tools"; scripts/tools.sh   # helm, kubectl, hadolint, kubernet
 echo "== control plane"; scripts/cluster-deps.sh   # etcd (Debian), kube-apiserver, kube-controller-manager
 echo "== pytest"
 # -p no:cacheprovider: CI runs on a clean clone and must not depend on a previous run's cache.
+# -n 2 --dist loadfile: two pytest-xdist workers, each with its own control plane; a file's tests
+# stay on one worker (module and session fixtures, e.g. the old-stack virtualenv, are built once).
+# Most of a test's time is spent waiting for controllers, pods and subprocesses, so two workers
+# on two cores take ≈60 % of one worker's time (docs/testing.md). `-n 0` runs in one process.
 # --durations: the slowest tests in every CI log, so the suite's budget (15 min) can be kept.
-exec "$bin/python" -m pytest -p no:cacheprovider --durations=30 "$@"
+exec "$bin/python" -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=30 "$@"
