@@ -6,9 +6,10 @@ the chart's RBAC and webhook, a test kubelet running pods as local processes, th
 process under the chart's ServiceAccount) serves every round; the apiserver writes an audit log
 (level Metadata). Each round gets a fresh PostgreSQL database and its own object names.
 
-- **ours**: ``kubectl apply --server-side -f -`` of a Secret, a ``DatabaseMigration`` and a Deployment whose pod
-  template carries ``alembic-operator.dev/migration`` (the race-free pod gate: new-version pods are
-  created with a scheduling gate the operator lifts once the migration has succeeded).
+- **ours**: ``kubectl apply --server-side -f -`` of a Secret, a ``DatabaseMigration`` and a
+  Deployment whose pod template carries ``alembic-operator.dev/migration`` (the race-free pod
+  gate: new-version pods are created with a scheduling gate the operator lifts once the
+  migration has succeeded).
 - **helm**: ``helm upgrade --install`` of ``bench/peer-chart`` (a ``pre-install,pre-upgrade`` hook
   Job running ``alembic upgrade head`` in the app image, ``before-hook-creation``, then the
   Deployment), the real ``helm`` binary, without ``--wait``.

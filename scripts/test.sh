@@ -9,7 +9,9 @@ bin=.venv/bin
 
 scripts/services.sh
 
-echo "== ruff"; "$bin/ruff" check . && "$bin/ruff" format --check .
+# One command per line: under `set -e` a failure on the left of `&&` would not stop the script.
+echo "== ruff"; "$bin/ruff" check .
+"$bin/ruff" format --check .
 echo "== mypy --strict"; "$bin/mypy"
 echo "== import contracts"; "$bin/lint-imports"
 echo "== promtool"; scripts/install-promtool.sh   # Debian's prometheus package, when missing

@@ -41,6 +41,19 @@ from tests.operator.test_approvals import awaiting
 RESYNC_SECONDS = 1.0
 
 
+class NotYet:
+    """A falsy probe answer that says what was seen (in wait_for's timeout message)."""
+
+    def __init__(self, seen: str) -> None:
+        self.seen = seen
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return self.seen
+
+
 @pytest.fixture(autouse=True)
 def fast_resync(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
@@ -109,9 +122,15 @@ async def test_a_quiet_migrations_missed_deletion_is_found_by_the_resync_list(
         )
 
     before = resync_lists()
+    store = cluster.reconciler._api.migrations
 
-    async def relisted() -> bool:
-        return resync_lists() > before
+    async def relisted() -> bool | NotYet:
+        if resync_lists() > before:
+            return True
+        entries = [(n, round(store.now() - e.confirmed, 1)) for n, e in store.entries(cluster.ns)]
+        return NotYet(
+            f"held (name, s since confirmed): {entries}, stale: {store.stale_namespaces()}"
+        )
 
     await wait_for(relisted, what="the resync to re-list the quiet migration")
     assert "shop" in index.migrations(cluster.ns)  # confirmed, still gating

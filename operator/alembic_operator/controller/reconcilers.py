@@ -238,6 +238,9 @@ class Reconciler:
                 except OperatorError as exc:
                     log.warning("resync of the migrations in %s failed: %s", scope or "all", exc)
                     continue
+                except Exception:  # a bug must not end the resync for the process's lifetime
+                    log.exception("resync of the migrations in %s failed", scope or "all")
+                    continue
                 for namespace, name in gone:
                     log.info("%s/%s is gone (its deletion was missed): releasing", namespace, name)
                     self.migration_deleted((namespace, name))
